@@ -1,0 +1,6 @@
+//! OpenFlow 1.3 for Weft: the wire codec ([`wire`]), stream framing ([`codec`]) and the controller
+//! side of a switch session.
+
+pub mod wire;
+
+pub use wire::{Error, Header, Message, Result};

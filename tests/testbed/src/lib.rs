@@ -1,0 +1,1 @@
+//! Test bed: Open vSwitch sandboxes and network namespaces that clean up after themselves.
