@@ -82,14 +82,6 @@ impl Encoder<Outgoing> for OfCodec {
     type Error = FrameError;
 
     fn encode(&mut self, item: Outgoing, dst: &mut BytesMut) -> Result<(), FrameError> {
-        self.encode(&item, dst)
-    }
-}
-
-impl Encoder<&Outgoing> for OfCodec {
-    type Error = FrameError;
-
-    fn encode(&mut self, item: &Outgoing, dst: &mut BytesMut) -> Result<(), FrameError> {
         let mut buf = Vec::with_capacity(64);
         item.message.emit(item.xid, &mut buf)?;
         debug_assert!(buf.len() <= MAX_MESSAGE_LEN);

@@ -2,6 +2,7 @@
 //! controller side of a switch session ([`session`]).
 
 pub mod codec;
+pub mod session;
 pub mod wire;
 
 pub use wire::{Error, Header, Message, Result};
