@@ -1,0 +1,10 @@
+//! `weft-controller`: intents -> desired flows and groups per switch -> difference -> OpenFlow.
+//!
+//! The core is pure: [`model`] holds the cluster, [`pipeline`] turns it into each switch's desired
+//! state, [`diff`] computes the changes against what a switch holds, and [`sim`] is the table
+//! simulator the tests use to prove isolation and reachability.
+
+pub mod diff;
+pub mod model;
+pub mod pipeline;
+pub mod sim;

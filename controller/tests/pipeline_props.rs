@@ -1,0 +1,357 @@
+//! Property tests of the pipeline over random fabrics, checked with the table simulator:
+//! reachability within a network (unicast, ARP, broadcast), isolation between networks (even when
+//! MACs repeat across networks), anti-spoofing, exactly-once flooding and tunnel split horizon.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use proptest::prelude::*;
+use weft_controller::model::{
+    Attachment, AttachmentId, Model, NetworkKey, NetworkSpec, Node, PodRef,
+};
+use weft_controller::pipeline::{Index, SwitchState};
+use weft_controller::sim::{Packet, Trace, run_fabric};
+
+/// One random fabric: node count, per network (has IPv4 subnet, has IPv6), attachments as
+/// (node, network).
+#[derive(Debug, Clone)]
+struct Fabric {
+    nodes: usize,
+    networks: Vec<(bool, bool)>,
+    attachments: Vec<(usize, usize)>,
+}
+
+fn fabric() -> impl Strategy<Value = Fabric> {
+    (
+        1usize..=8,
+        prop::collection::vec((any::<bool>(), any::<bool>()), 1..=10),
+    )
+        .prop_flat_map(|(nodes, networks)| {
+            let n_nets = networks.len();
+            (
+                Just(nodes),
+                Just(networks),
+                prop::collection::vec((0..nodes, 0..n_nets), 0..=60),
+            )
+        })
+        .prop_map(|(nodes, networks, attachments)| Fabric {
+            nodes,
+            networks,
+            attachments,
+        })
+}
+
+fn node_name(i: usize) -> String {
+    format!("node-{i}")
+}
+
+/// Tunnel port on node `from` towards node `to`.
+fn tunnel_port(to: usize) -> u32 {
+    1000 + to as u32
+}
+
+/// MACs restart for every network, so the same MAC appears on several networks: isolation must
+/// hold anyway.
+fn mac(index_in_net: usize) -> [u8; 6] {
+    [
+        0x02,
+        0,
+        0,
+        0,
+        (index_in_net >> 8) as u8,
+        index_in_net as u8 + 1,
+    ]
+}
+
+fn build(f: &Fabric) -> Model {
+    let mut m = Model::default();
+    for i in 0..f.nodes {
+        let tunnel_ports = (0..f.nodes)
+            .filter(|j| *j != i)
+            .map(|j| (node_name(j), tunnel_port(j)))
+            .collect();
+        m.nodes.insert(
+            node_name(i),
+            Node {
+                name: node_name(i),
+                underlay_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, i as u8 + 1)),
+                datapath_id: i as u64 + 1,
+                tunnel_ports,
+            },
+        );
+    }
+    for (n, (v4, v6)) in f.networks.iter().enumerate() {
+        let subnet = match (v4, v6) {
+            (true, _) => Some(format!("10.{n}.0.0/16")),
+            (false, true) => Some(format!("fd00:{n}::/64")),
+            (false, false) => None,
+        };
+        let spec = NetworkSpec {
+            subnet,
+            ..Default::default()
+        };
+        m.add_network(NetworkKey::new("ns", format!("net-{n}")), &spec)
+            .unwrap();
+    }
+    let mut next_port = vec![1u32; f.nodes];
+    let mut per_net = vec![0usize; f.networks.len()];
+    for (i, (node, net)) in f.attachments.iter().enumerate() {
+        let k = per_net[*net];
+        per_net[*net] += 1;
+        let (v4, v6) = f.networks[*net];
+        let ips = if v4 {
+            vec![IpAddr::V4(Ipv4Addr::new(
+                10,
+                *net as u8,
+                (k >> 8) as u8,
+                k as u8 + 2,
+            ))]
+        } else if v6 {
+            vec![IpAddr::V6(Ipv6Addr::new(
+                0xfd00,
+                *net as u16,
+                0,
+                0,
+                0,
+                0,
+                0,
+                k as u16 + 2,
+            ))]
+        } else {
+            vec![]
+        };
+        let a = Attachment {
+            id: AttachmentId {
+                container_id: format!("c{i}"),
+                ifname: "net1".into(),
+            },
+            network: NetworkKey::new("ns", format!("net-{net}")),
+            node: node_name(*node),
+            ofport: next_port[*node],
+            mac: mac(k),
+            ips,
+            pod: PodRef {
+                namespace: "ns".into(),
+                name: format!("pod{i}"),
+                uid: format!("uid{i}"),
+            },
+        };
+        next_port[*node] += 1;
+        m.attach(a).unwrap();
+    }
+    m
+}
+
+/// A frame `a` may legitimately send to `dst_mac`.
+fn legit(a: &Attachment, dst_mac: [u8; 6]) -> Packet {
+    match a.ips.first() {
+        Some(IpAddr::V4(ip)) if dst_mac == [0xff; 6] => Packet::arp_request(a.mac, *ip),
+        Some(IpAddr::V4(ip)) => Packet::ipv4(a.mac, dst_mac, *ip),
+        Some(IpAddr::V6(ip)) => Packet::ipv6(a.mac, dst_mac, *ip),
+        None => Packet::ethernet(a.mac, dst_mac, 0x88b5),
+    }
+}
+
+fn send(
+    m: &Model,
+    sw: &BTreeMap<String, SwitchState>,
+    a: &Attachment,
+    p: Packet,
+) -> Result<Trace, TestCaseError> {
+    let t =
+        run_fabric(m, sw, &a.node, a.ofport, p).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert!(
+        !t.tunnel_to_tunnel,
+        "a tunnel frame went back into a tunnel"
+    );
+    Ok(t)
+}
+
+fn check(f: &Fabric) -> Result<(), TestCaseError> {
+    let m = build(f);
+    let sw = Index::new(&m).all_switches();
+    let atts: Vec<&Attachment> = m.attachments.values().collect();
+    let by_port: BTreeMap<(&str, u32), &Attachment> = atts
+        .iter()
+        .map(|a| ((a.node.as_str(), a.ofport), *a))
+        .collect();
+
+    for a in &atts {
+        let peers: Vec<&&Attachment> = atts
+            .iter()
+            .filter(|b| b.network == a.network && b.id != a.id)
+            .collect();
+
+        // Broadcast: every other member exactly once, untouched, nobody else.
+        let bcast = legit(a, [0xff; 6]);
+        let t = send(&m, &sw, a, bcast.clone())?;
+        let mut got: Vec<(&str, u32)> = t
+            .deliveries
+            .iter()
+            .map(|d| (d.node.as_str(), d.port))
+            .collect();
+        got.sort();
+        let mut want: Vec<(&str, u32)> =
+            peers.iter().map(|b| (b.node.as_str(), b.ofport)).collect();
+        want.sort();
+        prop_assert_eq!(&got, &want, "broadcast from {:?}", a.id);
+        for d in &t.deliveries {
+            prop_assert_eq!(&d.packet, &bcast, "broadcast arrived modified");
+        }
+
+        // Unicast to each member: exactly one copy, at the right port, untagged.
+        for b in &peers {
+            let p = legit(a, b.mac);
+            let t = send(&m, &sw, a, p.clone())?;
+            prop_assert_eq!(t.deliveries.len(), 1, "unicast {:?} -> {:?}", a.id, b.id);
+            let d = &t.deliveries[0];
+            prop_assert_eq!((d.node.as_str(), d.port), (b.node.as_str(), b.ofport));
+            prop_assert_eq!(&d.packet, &p);
+        }
+
+        // Unicast to members of other networks: never crosses (a MAC that also exists on a's
+        // own network reaches that member, which is correct).
+        for c in atts.iter().filter(|c| c.network != a.network).take(12) {
+            let t = send(&m, &sw, a, legit(a, c.mac))?;
+            for d in &t.deliveries {
+                let owner = by_port.get(&(d.node.as_str(), d.port));
+                prop_assert!(
+                    owner.is_some_and(|o| o.network == a.network),
+                    "{:?} reached {:?} on another network",
+                    a.id,
+                    owner.map(|o| &o.id)
+                );
+            }
+        }
+
+        // Spoofed source MAC: dropped at the first switch.
+        let mut spoof = legit(a, [0xff; 6]);
+        spoof.eth_src = [0x02, 0xee, 0, 0, 0, 1];
+        if let Some(sha) = spoof.arp_sha.as_mut() {
+            *sha = spoof.eth_src;
+        }
+        prop_assert!(
+            send(&m, &sw, a, spoof)?.deliveries.is_empty(),
+            "MAC spoof passed"
+        );
+
+        // Spoofed source IP (networks with IPAM): dropped, for IP and ARP alike.
+        match a.ips.first() {
+            Some(IpAddr::V4(_)) => {
+                let fake = Ipv4Addr::new(172, 31, 255, 254);
+                let ip = Packet::ipv4(a.mac, [0xff; 6], fake);
+                prop_assert!(
+                    send(&m, &sw, a, ip)?.deliveries.is_empty(),
+                    "IPv4 spoof passed"
+                );
+                let arp = Packet::arp_request(a.mac, fake);
+                prop_assert!(
+                    send(&m, &sw, a, arp)?.deliveries.is_empty(),
+                    "ARP spoof passed"
+                );
+            }
+            Some(IpAddr::V6(_)) => {
+                let fake = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 1);
+                let ip = Packet::ipv6(a.mac, [0xff; 6], fake);
+                prop_assert!(
+                    send(&m, &sw, a, ip)?.deliveries.is_empty(),
+                    "IPv6 spoof passed"
+                );
+            }
+            None => {}
+        }
+    }
+
+    // Frames arriving from a tunnel (also stale or misdirected ones) reach only local members of
+    // their segment and never re-enter a tunnel (split horizon).
+    for (ni, n) in m.nodes.keys().enumerate() {
+        for pi in (0..f.nodes).filter(|p| *p != ni) {
+            for net in m.networks.values() {
+                let local: BTreeSet<(&str, u32)> = atts
+                    .iter()
+                    .filter(|b| &b.node == n && b.network == net.key)
+                    .map(|b| (b.node.as_str(), b.ofport))
+                    .collect();
+                let members = atts.iter().filter(|b| b.network == net.key);
+                let dsts = members.map(|b| b.mac).chain([[0xff; 6]]);
+                for dst in dsts {
+                    let mut p = Packet::ethernet([0x02, 0xaa, 0, 0, 0, 1], dst, 0x88b5);
+                    p.vlan = Some(net.segment);
+                    let t = run_fabric(&m, &sw, n, tunnel_port(pi), p)
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    prop_assert!(
+                        !t.tunnel_to_tunnel,
+                        "tunnel frame re-entered a tunnel at {}",
+                        n
+                    );
+                    for d in &t.deliveries {
+                        prop_assert!(local.contains(&(d.node.as_str(), d.port)));
+                        prop_assert_eq!(d.packet.vlan, None);
+                    }
+                    // Only a peer with members of the network can send its frames.
+                    let peer_member = atts
+                        .iter()
+                        .any(|b| b.node == node_name(pi) && b.network == net.key);
+                    if dst == [0xff; 6] && peer_member {
+                        prop_assert_eq!(t.deliveries.len(), local.len());
+                    }
+                }
+            }
+        }
+    }
+
+    // Frames entering from a port nobody owns go nowhere.
+    for n in m.nodes.keys() {
+        let p = Packet::ethernet([0x02, 9, 9, 9, 9, 9], [0xff; 6], 0x0806);
+        let t = run_fabric(&m, &sw, n, 4000, p).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(t.deliveries.is_empty());
+    }
+
+    // Every attachment port appears in exactly one network's flows.
+    let mut seen = BTreeSet::new();
+    for a in &atts {
+        prop_assert!(seen.insert((a.node.as_str(), a.ofport)));
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("WEFT_FABRIC_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(500),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_fabrics_are_reachable_isolated_and_loop_free(f in fabric()) {
+        check(&f)?;
+    }
+}
+
+#[test]
+fn a_tagged_frame_from_a_tunnel_reaches_only_local_members_of_its_segment() {
+    let f = Fabric {
+        nodes: 3,
+        networks: vec![(true, false), (false, false)],
+        attachments: vec![(0, 0), (1, 0), (2, 0), (1, 1), (2, 1)],
+    };
+    let m = build(&f);
+    let sw = Index::new(&m).all_switches();
+    let seg0 = m.networks[&NetworkKey::new("ns", "net-0")].segment;
+    // A broadcast tagged with network 0's segment arrives at node-1 from node-0's tunnel.
+    let mut p = Packet::ethernet([2, 0, 0, 0, 0, 1], [0xff; 6], 0x0806);
+    p.vlan = Some(seg0);
+    let t = run_fabric(&m, &sw, "node-1", tunnel_port(0), p).unwrap();
+    let ports: Vec<_> = t
+        .deliveries
+        .iter()
+        .map(|d| (d.node.as_str(), d.port))
+        .collect();
+    assert_eq!(ports, vec![("node-1", 1)]);
+    assert_eq!(t.deliveries[0].packet.vlan, None, "tag not popped");
+    assert!(!t.tunnel_to_tunnel);
+    // With an unknown tag: dropped.
+    let mut p = Packet::ethernet([2, 0, 0, 0, 0, 1], [0xff; 6], 0x0806);
+    p.vlan = Some(4000);
+    let t = run_fabric(&m, &sw, "node-1", tunnel_port(0), p).unwrap();
+    assert!(t.deliveries.is_empty());
+}
