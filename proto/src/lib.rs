@@ -1,1 +1,9 @@
-//! Protobuf and tonic code for every Weft gRPC API (agent, CNI, northbound, peering, placement).
+//! Protobuf messages and tonic clients/servers of Weft's gRPC APIs, one module per package.
+//! Each `.proto` file in `proto/proto/` is compiled by `build.rs`.
+
+/// Node agent <-> controller (`proto/agent.proto`).
+pub mod agent {
+    pub mod v1 {
+        tonic::include_proto!("weft.agent.v1");
+    }
+}
