@@ -8,3 +8,5 @@ pub mod diff;
 pub mod model;
 pub mod pipeline;
 pub mod sim;
+pub mod southbound;
+pub mod store;
