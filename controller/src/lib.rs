@@ -5,6 +5,7 @@
 //! simulator the tests use to prove isolation and reachability.
 
 pub mod diff;
+pub mod ipam;
 pub mod model;
 pub mod pipeline;
 pub mod sim;

@@ -262,6 +262,10 @@ pub enum ModelError {
     DuplicateIp(IpAddr, NetworkKey),
     #[error("address {0} is outside the network's subnet")]
     IpOutsideSubnet(IpAddr),
+    #[error("address {0} is the network's own (network, broadcast, gateway or excluded)")]
+    IpReserved(IpAddr),
+    #[error("no free address left in {0}")]
+    SubnetFull(IpNet),
 }
 
 /// Formats a MAC the usual way.
@@ -278,6 +282,9 @@ pub struct Model {
     pub nodes: BTreeMap<String, Node>,
     pub networks: BTreeMap<NetworkKey, Network>,
     pub attachments: BTreeMap<AttachmentId, Attachment>,
+    /// IPAM: MAC and addresses held per attachment (before and while it is attached).
+    #[serde(default)]
+    pub reservations: BTreeMap<AttachmentId, crate::ipam::Reservation>,
 }
 
 impl Model {
@@ -317,6 +324,7 @@ impl Model {
             });
         }
         self.attachments.retain(|_, a| &a.network != key);
+        self.reservations.retain(|_, r| &r.network != key);
         self.networks
             .remove(key)
             .ok_or_else(|| ModelError::UnknownNetwork(key.clone()))
