@@ -4,9 +4,11 @@
 //! state, [`diff`] computes the changes against what a switch holds, and [`sim`] is the table
 //! simulator the tests use to prove isolation and reachability.
 
+pub mod agent_api;
 pub mod diff;
 pub mod ipam;
 pub mod model;
+pub mod persist;
 pub mod pipeline;
 pub mod sim;
 pub mod southbound;

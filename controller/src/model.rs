@@ -266,6 +266,8 @@ pub enum ModelError {
     IpReserved(IpAddr),
     #[error("no free address left in {0}")]
     SubnetFull(IpNet),
+    #[error("attachment {0} has no reservation on this network: prepare it first")]
+    NotPrepared(String),
 }
 
 /// Formats a MAC the usual way.

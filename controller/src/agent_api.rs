@@ -1,0 +1,347 @@
+//! The agent-facing gRPC service (`weft.agent.v1.NodeControl`): node registration, the desired
+//! node configuration stream, port reports, and the attachment lifecycle whose `Attach` answers
+//! only once every affected switch confirmed its flows.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use tonic::{Request, Response, Status};
+use weft_proto::agent::v1 as pb;
+use weft_proto::agent::v1::node_control_server::NodeControl;
+
+use crate::ipam::{self, ReserveRequest};
+use crate::model::{Attachment, AttachmentId, Model, ModelError, NetworkKey, Node, PodRef};
+use crate::store::{ModelStore, StoreError};
+
+/// Cluster-wide settings agents need.
+#[derive(Debug, Clone)]
+pub struct FabricSettings {
+    pub cluster: String,
+    pub vni: u32,
+    pub vxlan_port: u32,
+    pub underlay_mtu: u32,
+    /// How long `Attach` waits for switches to confirm.
+    pub confirm_timeout: Duration,
+}
+
+impl Default for FabricSettings {
+    fn default() -> Self {
+        FabricSettings {
+            cluster: "weft".into(),
+            vni: 4242,
+            vxlan_port: 4789,
+            underlay_mtu: 1500,
+            confirm_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl FabricSettings {
+    /// Pod MTU when a network sets none: VXLAN (50 bytes) plus our 802.1Q tag (4).
+    pub fn default_pod_mtu(&self) -> u32 {
+        self.underlay_mtu.saturating_sub(54)
+    }
+}
+
+/// Maps model errors to gRPC status codes callers can act on.
+pub fn status(e: StoreError) -> Status {
+    match e {
+        StoreError::Persist(m) => Status::unavailable(format!("state not persisted: {m}")),
+        StoreError::Model(e) => {
+            let msg = e.to_string();
+            match e {
+                ModelError::UnknownNetwork(_) | ModelError::UnknownNode(_) => {
+                    Status::not_found(msg)
+                }
+                ModelError::DuplicateNetwork(_)
+                | ModelError::DuplicateMac(..)
+                | ModelError::DuplicateIp(..) => Status::already_exists(msg),
+                ModelError::NamespaceNotAllowed { .. } => Status::permission_denied(msg),
+                ModelError::SubnetFull(_) | ModelError::SegmentsExhausted => {
+                    Status::resource_exhausted(msg)
+                }
+                ModelError::NetworkInUse { .. } | ModelError::NotPrepared(_) => {
+                    Status::failed_precondition(msg)
+                }
+                _ => Status::invalid_argument(msg),
+            }
+        }
+    }
+}
+
+pub struct NodeControlService {
+    store: Arc<ModelStore>,
+    settings: FabricSettings,
+}
+
+impl NodeControlService {
+    pub fn new(store: Arc<ModelStore>, settings: FabricSettings) -> Self {
+        NodeControlService { store, settings }
+    }
+
+    fn node_config(&self, model: &Model, version: u64, node: &str) -> pb::NodeConfig {
+        let peers = model
+            .nodes
+            .values()
+            .filter(|n| n.name != node)
+            .map(|n| pb::Peer {
+                node_name: n.name.clone(),
+                underlay_ip: n.underlay_ip.to_string(),
+                vni: self.settings.vni,
+                vxlan_port: self.settings.vxlan_port,
+                mtu: self.settings.underlay_mtu,
+            })
+            .collect();
+        pb::NodeConfig { version, peers }
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Status {
+    Status::invalid_argument(msg.into())
+}
+
+fn attachment_id(id: Option<pb::AttachmentId>) -> Result<AttachmentId, Status> {
+    let id = id.ok_or_else(|| bad("attachment id missing"))?;
+    if id.container_id.is_empty() || id.ifname.is_empty() {
+        return Err(bad("attachment id needs container_id and ifname"));
+    }
+    Ok(AttachmentId {
+        container_id: id.container_id,
+        ifname: id.ifname,
+    })
+}
+
+fn pod_ref(p: Option<pb::PodRef>) -> Result<PodRef, Status> {
+    let p = p.ok_or_else(|| bad("pod missing"))?;
+    if p.namespace.is_empty() {
+        return Err(bad("pod namespace missing"));
+    }
+    Ok(PodRef {
+        namespace: p.namespace,
+        name: p.name,
+        uid: p.uid,
+    })
+}
+
+/// Accepts `10.1.0.5` or `10.1.0.5/24` (the prefix is the subnet's business).
+fn parse_ip(s: &str) -> Result<IpAddr, Status> {
+    let addr = s.split('/').next().unwrap_or(s);
+    addr.parse()
+        .map_err(|_| bad(format!("invalid IP address {s:?}")))
+}
+
+fn network_key(s: &str) -> Result<NetworkKey, Status> {
+    NetworkKey::parse(s).map_err(|e| bad(e.to_string()))
+}
+
+type ConfigStream = Pin<Box<dyn Stream<Item = Result<pb::NodeConfig, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl NodeControl for NodeControlService {
+    async fn register(
+        &self,
+        req: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterReply>, Status> {
+        let r = req.into_inner();
+        if !crate::model::valid_dns_label(&r.node_name) && !r.node_name.contains('.') {
+            return Err(bad(format!("invalid node name {:?}", r.node_name)));
+        }
+        let underlay_ip: IpAddr = r
+            .underlay_ip
+            .parse()
+            .map_err(|_| bad(format!("invalid underlay address {:?}", r.underlay_ip)))?;
+        self.store
+            .update(|m| {
+                let tunnel_ports = m
+                    .nodes
+                    .get(&r.node_name)
+                    .map(|n| n.tunnel_ports.clone())
+                    .unwrap_or_default();
+                m.nodes.insert(
+                    r.node_name.clone(),
+                    Node {
+                        name: r.node_name.clone(),
+                        underlay_ip,
+                        datapath_id: r.datapath_id,
+                        tunnel_ports,
+                    },
+                );
+                Ok(())
+            })
+            .map_err(status)?;
+        tracing::info!(node = %r.node_name, %underlay_ip, dpid = format_args!("{:016x}", r.datapath_id), version = %r.agent_version, "node registered");
+        Ok(Response::new(pb::RegisterReply {
+            cluster: self.settings.cluster.clone(),
+            vni: self.settings.vni,
+            vxlan_port: self.settings.vxlan_port,
+            underlay_mtu: self.settings.underlay_mtu,
+        }))
+    }
+
+    type WatchNodeConfigStream = ConfigStream;
+
+    async fn watch_node_config(
+        &self,
+        req: Request<pb::WatchNodeConfigRequest>,
+    ) -> Result<Response<ConfigStream>, Status> {
+        let node = req.into_inner().node_name;
+        if !self.store.snapshot().model.nodes.contains_key(&node) {
+            return Err(Status::not_found(format!("node {node} is not registered")));
+        }
+        let mut rx = self.store.subscribe();
+        let (tx, out) = tokio::sync::mpsc::channel(4);
+        let this = NodeControlService {
+            store: self.store.clone(),
+            settings: self.settings.clone(),
+        };
+        tokio::spawn(async move {
+            let mut last: Option<Vec<pb::Peer>> = None;
+            loop {
+                let snap = rx.borrow_and_update().clone();
+                let cfg = this.node_config(&snap.model, snap.version, &node);
+                if last.as_ref() != Some(&cfg.peers) {
+                    last = Some(cfg.peers.clone());
+                    if tx.send(Ok(cfg)).await.is_err() {
+                        return; // the agent went away
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out),
+        )))
+    }
+
+    async fn report_ports(
+        &self,
+        req: Request<pb::PortReport>,
+    ) -> Result<Response<pb::Ack>, Status> {
+        let r = req.into_inner();
+        let tunnels: std::collections::BTreeMap<String, u32> = r
+            .ports
+            .iter()
+            .filter(|p| !p.peer_node.is_empty() && p.ofport > 0 && p.ofport < 0xff00)
+            .map(|p| (p.peer_node.clone(), p.ofport as u32))
+            .collect();
+        self.store
+            .update(|m| {
+                let n = m
+                    .nodes
+                    .get_mut(&r.node_name)
+                    .ok_or_else(|| ModelError::UnknownNode(r.node_name.clone()))?;
+                n.tunnel_ports = tunnels;
+                Ok(())
+            })
+            .map_err(status)?;
+        Ok(Response::new(pb::Ack {}))
+    }
+
+    async fn prepare_attachment(
+        &self,
+        req: Request<pb::PrepareRequest>,
+    ) -> Result<Response<pb::PrepareReply>, Status> {
+        let r = req.into_inner();
+        let mac = match r.mac.as_str() {
+            "" => None,
+            m => Some(ipam::parse_mac(m).map_err(|e| bad(e.to_string()))?),
+        };
+        let ips = r
+            .ips
+            .iter()
+            .map(|s| parse_ip(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let request = ReserveRequest {
+            id: attachment_id(r.id)?,
+            network: network_key(&r.network)?,
+            node: r.node_name,
+            pod: pod_ref(r.pod)?,
+            mac,
+            ips,
+        };
+        let key = request.network.clone();
+        let (res, _) = self
+            .store
+            .update(|m| ipam::reserve(m, request))
+            .map_err(status)?;
+        let snap = self.store.snapshot();
+        let net = snap
+            .model
+            .networks
+            .get(&key)
+            .ok_or_else(|| Status::not_found(format!("network {key} vanished")))?;
+        Ok(Response::new(pb::PrepareReply {
+            mac: crate::model::fmt_mac(&res.mac),
+            ips: res.ips.iter().map(|n| n.to_string()).collect(),
+            gateway: net.gateway.map(|g| g.to_string()).unwrap_or_default(),
+            mtu: net.mtu.unwrap_or(self.settings.default_pod_mtu()),
+            segment: net.segment as u32,
+        }))
+    }
+
+    async fn attach(
+        &self,
+        req: Request<pb::AttachRequest>,
+    ) -> Result<Response<pb::AttachReply>, Status> {
+        let r = req.into_inner();
+        let id = attachment_id(r.id)?;
+        let network = network_key(&r.network)?;
+        let pod = pod_ref(r.pod)?;
+        if r.ofport == 0 || r.ofport >= 0xff00 {
+            return Err(bad(format!("invalid ofport {}", r.ofport)));
+        }
+        let node = r.node_name.clone();
+        let (affected, version) = self
+            .store
+            .update(|m| {
+                let not_prepared =
+                    || ModelError::NotPrepared(format!("{}/{}", id.container_id, id.ifname));
+                let res = m.reservations.get(&id).cloned().ok_or_else(not_prepared)?;
+                if res.network != network {
+                    return Err(not_prepared());
+                }
+                m.attach(Attachment {
+                    id: id.clone(),
+                    network: network.clone(),
+                    node: node.clone(),
+                    ofport: r.ofport,
+                    mac: res.mac,
+                    ips: res.ips.iter().map(|n| n.addr()).collect(),
+                    pod,
+                })?;
+                let mut nodes: Vec<String> =
+                    m.attachments_of(&network).map(|a| a.node.clone()).collect();
+                nodes.sort();
+                nodes.dedup();
+                Ok(nodes)
+            })
+            .map_err(status)?;
+        // Wait for the attaching node and every other node whose switch is connected.
+        let connected = self.store.confirmed();
+        let wait: Vec<String> = affected
+            .into_iter()
+            .filter(|n| *n == node || connected.contains_key(n))
+            .collect();
+        self.store
+            .wait_confirmed(&wait, version, self.settings.confirm_timeout)
+            .await
+            .map_err(|e| Status::deadline_exceeded(e.to_string()))?;
+        Ok(Response::new(pb::AttachReply { version }))
+    }
+
+    async fn detach(&self, req: Request<pb::DetachRequest>) -> Result<Response<pb::Ack>, Status> {
+        let id = attachment_id(req.into_inner().id)?;
+        self.store
+            .update(|m| {
+                ipam::release(m, &id);
+                Ok(())
+            })
+            .map_err(status)?;
+        Ok(Response::new(pb::Ack {}))
+    }
+}
