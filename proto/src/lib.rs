@@ -7,3 +7,10 @@ pub mod agent {
         tonic::include_proto!("weft.agent.v1");
     }
 }
+
+/// Northbound API of a controller (`proto/northbound.proto`).
+pub mod northbound {
+    pub mod v1 {
+        tonic::include_proto!("weft.northbound.v1");
+    }
+}
