@@ -8,6 +8,7 @@ pub mod agent_api;
 pub mod diff;
 pub mod ipam;
 pub mod model;
+pub mod northbound;
 pub mod persist;
 pub mod pipeline;
 pub mod sim;

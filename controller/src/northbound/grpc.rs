@@ -1,0 +1,178 @@
+//! gRPC transport of the northbound API (`weft.northbound.v1.NetworkService`).
+
+use std::pin::Pin;
+
+use futures::Stream;
+use tonic::{Request, Response, Status};
+use weft_proto::northbound::v1 as pb;
+use weft_proto::northbound::v1::network_service_server::NetworkService;
+
+use super::{Api, ApiError, AttachmentView, CreateNetwork, NetworkView};
+use crate::model::{NetworkKey, NetworkSpec};
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Self {
+        let m = e.message().to_string();
+        match e {
+            ApiError::BadRequest(_) => Status::invalid_argument(m),
+            ApiError::NotFound(_) => Status::not_found(m),
+            ApiError::Conflict(_) => Status::already_exists(m),
+            ApiError::Forbidden(_) => Status::permission_denied(m),
+            ApiError::Exhausted(_) => Status::resource_exhausted(m),
+            ApiError::Unavailable(_) => Status::unavailable(m),
+        }
+    }
+}
+
+fn key(r: Option<pb::NetworkRef>) -> Result<NetworkKey, Status> {
+    let r = r.ok_or_else(|| Status::invalid_argument("network ref missing"))?;
+    NetworkKey::parse(&format!("{}/{}", r.namespace, r.name))
+        .map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn opt(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn to_pb(v: NetworkView) -> pb::Network {
+    pb::Network {
+        r#ref: Some(pb::NetworkRef {
+            namespace: v.namespace,
+            name: v.name,
+        }),
+        spec: Some(pb::NetworkSpec {
+            subnet: v.spec.subnet.unwrap_or_default(),
+            gateway: v.spec.gateway.unwrap_or_default(),
+            exclude_ips: v.spec.exclude_ips,
+            mtu: v.spec.mtu.unwrap_or(0),
+            allowed_namespaces: v.spec.allowed_namespaces,
+        }),
+        segment: v.segment as u32,
+        attachments: v.attachments as u32,
+        ready: v.ready,
+    }
+}
+
+fn attachment_pb(a: AttachmentView) -> pb::Attachment {
+    let (namespace, name) = a
+        .network
+        .split_once('/')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap_or_default();
+    pb::Attachment {
+        container_id: a.container_id,
+        ifname: a.ifname,
+        network: Some(pb::NetworkRef { namespace, name }),
+        node: a.node,
+        ofport: a.ofport,
+        mac: a.mac,
+        ips: a.ips,
+        pod_namespace: a.pod_namespace,
+        pod_name: a.pod_name,
+        pod_uid: a.pod_uid,
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::ListNetworksReply, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl NetworkService for Api {
+    async fn create_network(
+        &self,
+        req: Request<pb::CreateNetworkRequest>,
+    ) -> Result<Response<pb::Network>, Status> {
+        let r = req.into_inner();
+        let k = key(r.r#ref)?;
+        let s = r.spec.unwrap_or_default();
+        let spec = NetworkSpec {
+            subnet: opt(s.subnet),
+            gateway: opt(s.gateway),
+            exclude_ips: s.exclude_ips,
+            mtu: (s.mtu != 0).then_some(s.mtu),
+            allowed_namespaces: s.allowed_namespaces,
+        };
+        let v = self.create(CreateNetwork {
+            namespace: k.namespace,
+            name: k.name,
+            spec,
+        })?;
+        Ok(Response::new(to_pb(v)))
+    }
+
+    async fn delete_network(
+        &self,
+        req: Request<pb::DeleteNetworkRequest>,
+    ) -> Result<Response<pb::DeleteNetworkReply>, Status> {
+        let r = req.into_inner();
+        let removed = self.delete(&key(r.r#ref)?, r.force)?;
+        Ok(Response::new(pb::DeleteNetworkReply {
+            attachments_removed: removed as u32,
+        }))
+    }
+
+    async fn get_network(
+        &self,
+        req: Request<pb::NetworkRef>,
+    ) -> Result<Response<pb::Network>, Status> {
+        let v = self.get(&key(Some(req.into_inner()))?)?;
+        Ok(Response::new(to_pb(v)))
+    }
+
+    async fn list_networks(
+        &self,
+        req: Request<pb::ListNetworksRequest>,
+    ) -> Result<Response<pb::ListNetworksReply>, Status> {
+        let ns = opt(req.into_inner().namespace);
+        let networks = self.list(ns.as_deref()).into_iter().map(to_pb).collect();
+        Ok(Response::new(pb::ListNetworksReply { networks }))
+    }
+
+    type WatchNetworksStream = WatchStream;
+
+    async fn watch_networks(
+        &self,
+        req: Request<pb::ListNetworksRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let ns = opt(req.into_inner().namespace);
+        let api = self.clone();
+        let mut rx = self.store.subscribe();
+        let (tx, out) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                rx.borrow_and_update();
+                let list: Vec<pb::Network> =
+                    api.list(ns.as_deref()).into_iter().map(to_pb).collect();
+                if last.as_ref() != Some(&list) {
+                    last = Some(list.clone());
+                    let reply = pb::ListNetworksReply { networks: list };
+                    if tx.send(Ok(reply)).await.is_err() {
+                        return;
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out),
+        )))
+    }
+
+    async fn list_attachments(
+        &self,
+        req: Request<pb::ListAttachmentsRequest>,
+    ) -> Result<Response<pb::ListAttachmentsReply>, Status> {
+        let filter = match req.into_inner().network {
+            Some(r) => Some(key(Some(r))?),
+            None => None,
+        };
+        let attachments = self
+            .attachments(filter.as_ref())?
+            .into_iter()
+            .map(attachment_pb)
+            .collect();
+        Ok(Response::new(pb::ListAttachmentsReply { attachments }))
+    }
+}

@@ -1,0 +1,200 @@
+//! The northbound API: networks and attachments for orchestrators (OSM, the placement service,
+//! `weftctl`). The operations live here once; [`rest`] serves them as JSON over HTTP (with an
+//! OpenAPI document) and [`grpc`] as `weft.northbound.v1.NetworkService`.
+
+pub mod grpc;
+pub mod rest;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Model, ModelError, NetworkKey, NetworkSpec, fmt_mac};
+use crate::store::{ModelStore, Snapshot, StoreError};
+
+/// A network as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkView {
+    pub namespace: String,
+    pub name: String,
+    pub spec: NetworkSpec,
+    pub segment: u16,
+    pub attachments: usize,
+    /// Every connected switch holding members of this network has confirmed the current model.
+    pub ready: bool,
+}
+
+/// Body of a create request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateNetwork {
+    pub namespace: String,
+    pub name: String,
+    #[serde(default)]
+    pub spec: NetworkSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentView {
+    pub container_id: String,
+    pub ifname: String,
+    pub network: String,
+    pub node: String,
+    pub ofport: u32,
+    pub mac: String,
+    pub ips: Vec<String>,
+    pub pod_namespace: String,
+    pub pod_name: String,
+    pub pod_uid: String,
+}
+
+/// What went wrong, in a form both transports map to their status codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    BadRequest(String),
+    NotFound(String),
+    Conflict(String),
+    Forbidden(String),
+    Exhausted(String),
+    Unavailable(String),
+}
+
+impl ApiError {
+    pub fn message(&self) -> &str {
+        match self {
+            ApiError::BadRequest(m)
+            | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
+            | ApiError::Forbidden(m)
+            | ApiError::Exhausted(m)
+            | ApiError::Unavailable(m) => m,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Persist(m) => ApiError::Unavailable(format!("state not persisted: {m}")),
+            StoreError::Model(e) => {
+                let m = e.to_string();
+                match e {
+                    ModelError::UnknownNetwork(_) | ModelError::UnknownNode(_) => {
+                        ApiError::NotFound(m)
+                    }
+                    ModelError::DuplicateNetwork(_)
+                    | ModelError::NetworkInUse { .. }
+                    | ModelError::DuplicateMac(..)
+                    | ModelError::DuplicateIp(..) => ApiError::Conflict(m),
+                    ModelError::NamespaceNotAllowed { .. } => ApiError::Forbidden(m),
+                    ModelError::SegmentsExhausted | ModelError::SubnetFull(_) => {
+                        ApiError::Exhausted(m)
+                    }
+                    _ => ApiError::BadRequest(m),
+                }
+            }
+        }
+    }
+}
+
+fn spec_of(n: &crate::model::Network) -> NetworkSpec {
+    NetworkSpec {
+        subnet: n.subnet.map(|s| s.to_string()),
+        gateway: n.gateway.map(|g| g.to_string()),
+        exclude_ips: n.exclude.iter().map(|e| e.to_string()).collect(),
+        mtu: n.mtu,
+        allowed_namespaces: n.allowed_namespaces.clone(),
+    }
+}
+
+fn view(
+    snap: &Snapshot,
+    confirmed: &std::collections::BTreeMap<String, u64>,
+    key: &NetworkKey,
+) -> Option<NetworkView> {
+    let m: &Model = &snap.model;
+    let n = m.networks.get(key)?;
+    let members: Vec<_> = m.attachments_of(key).collect();
+    let ready = members
+        .iter()
+        .all(|a| confirmed.get(&a.node).is_none_or(|v| *v >= snap.version));
+    Some(NetworkView {
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        spec: spec_of(n),
+        segment: n.segment,
+        attachments: members.len(),
+        ready,
+    })
+}
+
+/// The operations, over a model store.
+#[derive(Clone)]
+pub struct Api {
+    pub store: std::sync::Arc<ModelStore>,
+}
+
+impl Api {
+    pub fn create(&self, req: CreateNetwork) -> Result<NetworkView, ApiError> {
+        let key = NetworkKey::new(req.namespace, req.name);
+        self.store
+            .update(|m| m.add_network(key.clone(), &req.spec).map(|_| ()))?;
+        self.get(&key)
+    }
+
+    /// Returns how many attachments a forced delete removed.
+    pub fn delete(&self, key: &NetworkKey, force: bool) -> Result<usize, ApiError> {
+        let (removed, _) = self.store.update(|m| {
+            let n = m.attachments_of(key).count();
+            m.remove_network(key, force).map(|_| n)
+        })?;
+        Ok(removed)
+    }
+
+    pub fn get(&self, key: &NetworkKey) -> Result<NetworkView, ApiError> {
+        let snap = self.store.snapshot();
+        view(&snap, &self.store.confirmed(), key)
+            .ok_or_else(|| ApiError::NotFound(format!("network {key} does not exist")))
+    }
+
+    pub fn list(&self, namespace: Option<&str>) -> Vec<NetworkView> {
+        let snap = self.store.snapshot();
+        let confirmed = self.store.confirmed();
+        snap.model
+            .networks
+            .keys()
+            .filter(|k| namespace.is_none_or(|ns| k.namespace == ns))
+            .filter_map(|k| view(&snap, &confirmed, k))
+            .collect()
+    }
+
+    pub fn attachments(
+        &self,
+        network: Option<&NetworkKey>,
+    ) -> Result<Vec<AttachmentView>, ApiError> {
+        let snap = self.store.snapshot();
+        if let Some(k) = network
+            && !snap.model.networks.contains_key(k)
+        {
+            return Err(ApiError::NotFound(format!("network {k} does not exist")));
+        }
+        Ok(snap
+            .model
+            .attachments
+            .values()
+            .filter(|a| network.is_none_or(|k| &a.network == k))
+            .map(|a| AttachmentView {
+                container_id: a.id.container_id.clone(),
+                ifname: a.id.ifname.clone(),
+                network: a.network.to_string(),
+                node: a.node.clone(),
+                ofport: a.ofport,
+                mac: fmt_mac(&a.mac),
+                ips: a.ips.iter().map(|i| i.to_string()).collect(),
+                pod_namespace: a.pod.namespace.clone(),
+                pod_name: a.pod.name.clone(),
+                pod_uid: a.pod.uid.clone(),
+            })
+            .collect())
+    }
+}

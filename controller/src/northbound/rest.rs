@@ -1,0 +1,124 @@
+//! REST/JSON transport of the northbound API (axum), with its OpenAPI document at
+//! `/openapi.json`. Errors are always `{"error": {"code": ..., "message": ...}}` with a 4xx/5xx.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use super::{Api, ApiError, CreateNetwork};
+use crate::model::NetworkKey;
+
+/// The OpenAPI 3 document of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every route, as OpenAPI writes its path; a test checks the document covers them all.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/v1/networks"),
+    ("post", "/v1/networks"),
+    ("get", "/v1/networks/{namespace}/{name}"),
+    ("delete", "/v1/networks/{namespace}/{name}"),
+    ("get", "/v1/networks/{namespace}/{name}/attachments"),
+    ("get", "/v1/attachments"),
+];
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
+            ApiError::Exhausted(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Exhausted"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
+        };
+        let body = json!({"error": {"code": code, "message": self.message()}});
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+fn key(namespace: String, name: String) -> Result<NetworkKey, ApiError> {
+    NetworkKey::parse(&format!("{namespace}/{name}"))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+async fn list(
+    State(api): State<Api>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(api.list(q.get("namespace").map(String::as_str))))
+}
+
+async fn create(State(api): State<Api>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let req: CreateNetwork = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")))?;
+    let created = api.create(req)?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+async fn get_one(
+    State(api): State<Api>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(api.get(&key(namespace, name)?)?))
+}
+
+async fn delete(
+    State(api): State<Api>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let force = match q.get("force").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "force must be true or false, not {other:?}"
+            )));
+        }
+    };
+    let removed = api.delete(&key(namespace, name)?, force)?;
+    Ok(axum::Json(json!({"attachmentsRemoved": removed})))
+}
+
+async fn network_attachments(
+    State(api): State<Api>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(api.attachments(Some(&key(namespace, name)?))?))
+}
+
+async fn all_attachments(State(api): State<Api>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(api.attachments(None)?))
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint; see /openapi.json".into())
+}
+
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/v1/networks", get(list).post(create))
+        .route(
+            "/v1/networks/{namespace}/{name}",
+            get(get_one).delete(delete),
+        )
+        .route(
+            "/v1/networks/{namespace}/{name}/attachments",
+            get(network_attachments),
+        )
+        .route("/v1/attachments", get(all_attachments))
+        .route("/openapi.json", get(openapi))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(not_found)
+        .with_state(api)
+}
