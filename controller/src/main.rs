@@ -1,6 +1,188 @@
-//! `weft-controller`: see DESIGN.md. Not implemented yet.
+//! `weft-controller`: one per cluster. Owns every node's OpenFlow bridge, serves the agents
+//! (gRPC), the northbound API (gRPC and REST/JSON) and Prometheus metrics. Standalone mode keeps
+//! its state in an embedded database file.
 
-fn main() {
-    eprintln!("weft-controller: not implemented yet");
-    std::process::exit(1);
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use weft_controller::agent_api::{FabricSettings, NodeControlService};
+use weft_controller::northbound::{Api, rest};
+use weft_controller::persist::RedbStore;
+use weft_controller::southbound::{self, ReconcileOptions, SouthboundStats};
+use weft_controller::store::ModelStore;
+use weft_openflow::session::{SessionConfig, SwitchListener};
+use weft_proto::agent::v1::node_control_server::NodeControlServer;
+use weft_proto::northbound::v1::network_service_server::NetworkServiceServer;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "weft-controller",
+    version,
+    about = "Weft SDN controller (one per cluster)"
+)]
+struct Args {
+    /// Where switches connect (OpenFlow 1.3).
+    #[arg(long, env = "WEFT_OPENFLOW_LISTEN", default_value = "0.0.0.0:6653")]
+    openflow_listen: SocketAddr,
+    /// gRPC for agents (NodeControl) and orchestrators (NetworkService).
+    #[arg(long, env = "WEFT_GRPC_LISTEN", default_value = "0.0.0.0:7070")]
+    grpc_listen: SocketAddr,
+    /// REST/JSON northbound API, with the OpenAPI document at /openapi.json.
+    #[arg(long, env = "WEFT_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    http_listen: SocketAddr,
+    /// Prometheus metrics at /metrics.
+    #[arg(long, env = "WEFT_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
+    metrics_listen: SocketAddr,
+    /// Standalone mode: the state database file (created if missing).
+    #[arg(
+        long,
+        env = "WEFT_STATE_FILE",
+        default_value = "/var/lib/weft/controller.redb"
+    )]
+    state_file: PathBuf,
+    /// Cluster name reported to agents.
+    #[arg(long, env = "WEFT_CLUSTER", default_value = "weft")]
+    cluster: String,
+    /// VXLAN network identifier of node-to-node tunnels.
+    #[arg(long, env = "WEFT_VNI", default_value_t = 4242)]
+    vni: u32,
+    /// UDP port of node-to-node tunnels.
+    #[arg(long, env = "WEFT_VXLAN_PORT", default_value_t = 4789)]
+    vxlan_port: u32,
+    /// Underlay MTU; pods get 54 bytes less unless their network sets an MTU.
+    #[arg(long, env = "WEFT_UNDERLAY_MTU", default_value_t = 1500)]
+    underlay_mtu: u32,
+    /// Seconds between echo requests to an idle switch.
+    #[arg(long, env = "WEFT_ECHO_INTERVAL", default_value_t = 5.0)]
+    echo_interval: f64,
+    /// Seconds of silence after which a switch is declared dead.
+    #[arg(long, env = "WEFT_DEAD_AFTER", default_value_t = 15.0)]
+    dead_after: f64,
+    /// Seconds between full read-backs of each switch (repairs manual changes).
+    #[arg(long, env = "WEFT_RESYNC_INTERVAL", default_value_t = 30.0)]
+    resync_interval: f64,
+    /// Seconds an attachment waits for switches to confirm its flows.
+    #[arg(long, env = "WEFT_CONFIRM_TIMEOUT", default_value_t = 10.0)]
+    confirm_timeout: f64,
+    /// Log format: text or json.
+    #[arg(long, env = "WEFT_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        v.is_finite() && v > 0.0,
+        "--{name} must be a positive number of seconds"
+    );
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn init_logs(format: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        "json" => b.json().init(),
+        "text" => b.init(),
+        other => anyhow::bail!("--log-format must be text or json, not {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logs(&args.log_format)?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    if let Some(dir) = args
+        .state_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating state directory {}", dir.display()))?;
+    }
+    let db = RedbStore::open(&args.state_file)?;
+    let (model, version) = db.load()?;
+    tracing::info!(
+        state = %args.state_file.display(), version,
+        networks = model.networks.len(), attachments = model.attachments.len(),
+        "state loaded"
+    );
+    let store = Arc::new(ModelStore::new(model, version, Some(Box::new(db))));
+    let stats = Arc::new(SouthboundStats::default());
+
+    let session = SessionConfig {
+        echo_interval: secs("echo-interval", args.echo_interval)?,
+        dead_after: secs("dead-after", args.dead_after)?,
+        ..SessionConfig::default()
+    };
+    let reconcile = ReconcileOptions {
+        resync_every: secs("resync-interval", args.resync_interval)?,
+        ..ReconcileOptions::default()
+    };
+    let settings = FabricSettings {
+        cluster: args.cluster.clone(),
+        vni: args.vni,
+        vxlan_port: args.vxlan_port,
+        underlay_mtu: args.underlay_mtu,
+        confirm_timeout: secs("confirm-timeout", args.confirm_timeout)?,
+    };
+
+    let of = SwitchListener::bind(args.openflow_listen, session)
+        .await
+        .with_context(|| format!("listening for switches on {}", args.openflow_listen))?;
+    let http = tokio::net::TcpListener::bind(args.http_listen)
+        .await
+        .with_context(|| format!("listening for REST on {}", args.http_listen))?;
+    let grpc = tokio::net::TcpListener::bind(args.grpc_listen)
+        .await
+        .with_context(|| format!("listening for gRPC on {}", args.grpc_listen))?;
+    tracing::info!(
+        openflow = %args.openflow_listen, grpc = %args.grpc_listen,
+        http = %args.http_listen, metrics = %args.metrics_listen,
+        "weft-controller up"
+    );
+
+    let api = Api {
+        store: store.clone(),
+    };
+    let grpc_server = tonic::transport::Server::builder()
+        .add_service(NodeControlServer::new(NodeControlService::new(
+            store.clone(),
+            settings,
+        )))
+        .add_service(NetworkServiceServer::new(api.clone()))
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(grpc));
+
+    tokio::select! {
+        _ = southbound::serve(of, store.clone(), reconcile, stats.clone()) => {}
+        r = axum::serve(http, rest::router(api)) => r.context("REST server")?,
+        r = grpc_server => r.context("gRPC server")?,
+        r = weft_controller::metrics::serve(args.metrics_listen, store.clone(), stats.clone()) => {
+            r.with_context(|| format!("metrics on {}", args.metrics_listen))?
+        }
+        _ = shutdown_signal() => tracing::info!("shutting down; switches keep their flows"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
