@@ -277,16 +277,29 @@ pub(crate) fn pad8(len: usize) -> usize {
 }
 
 /// Reads a NUL-padded fixed-size string field (port names, descriptions).
+///
+/// The last byte is the terminator even if the peer put a character there, and each byte that
+/// is not UTF-8 becomes one `?`: the string never grows, so it re-emits into the same field and
+/// parses back unchanged (a lossy U+FFFD would take three bytes and be cut on re-emit).
 pub(crate) fn parse_fixed_str(bytes: &[u8]) -> String {
+    let bytes = &bytes[..bytes.len().saturating_sub(1)];
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    let mut out = String::with_capacity(end);
+    for chunk in bytes[..end].utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(chunk.invalid().iter().map(|_| '?'));
+    }
+    out
 }
 
-/// Writes `s` into a fixed-size NUL-padded field, truncated so a terminating NUL always fits.
+/// Writes `s` into a fixed-size NUL-padded field, truncated (at a character boundary) so a
+/// terminating NUL always fits.
 pub(crate) fn emit_fixed_str(buf: &mut Vec<u8>, s: &str, size: usize) {
-    let bytes = s.as_bytes();
-    let n = bytes.len().min(size - 1);
-    buf.extend_from_slice(&bytes[..n]);
+    let mut n = s.len().min(size - 1);
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    buf.extend_from_slice(&s.as_bytes()[..n]);
     buf.put_zeros(size - n);
 }
 
@@ -364,5 +377,35 @@ mod tests {
         assert_eq!(buf.len(), 16);
         assert_eq!(buf[15], 0);
         assert_eq!(parse_fixed_str(&buf), "abcdefghijklmno");
+    }
+
+    // Found by the decode_message fuzz target: a port name with bytes that are not UTF-8 (or
+    // with no NUL) parsed to a string that re-emitted differently, so parse(emit(parse(x)))
+    // differed from parse(x).
+    #[test]
+    fn fixed_strings_from_the_wire_survive_a_round_trip() {
+        let fields: [&[u8]; 4] = [
+            b"p1\x0f\xff\xff\xff\xff\xff\xff\xff\0\0\0\0\0\0",
+            b"abcdefghijklmnop",
+            b"caf\xc3\xa9\xc3\0\0\0\0\0\0\0\0\0",
+            b"\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2",
+        ];
+        for field in fields {
+            let s = parse_fixed_str(field);
+            assert!(s.len() < field.len(), "{s:?} leaves no room for the NUL");
+            let mut buf = Vec::new();
+            emit_fixed_str(&mut buf, &s, field.len());
+            assert_eq!(parse_fixed_str(&buf), s);
+        }
+        assert_eq!(parse_fixed_str(fields[0]), "p1\x0f???????");
+        assert_eq!(parse_fixed_str(fields[2]), "caf\u{e9}?");
+    }
+
+    #[test]
+    fn over_long_strings_are_cut_at_a_character_boundary() {
+        let mut buf = Vec::new();
+        emit_fixed_str(&mut buf, "\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}", 16);
+        assert_eq!(buf.len(), 16);
+        assert_eq!(parse_fixed_str(&buf), "\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}");
     }
 }
