@@ -154,6 +154,20 @@ impl SwitchListener {
         })
     }
 
+    /// Serves an already-bound listener, e.g. one created inside another network namespace
+    /// (the socket stays in the namespace it was made in). Must be called within a tokio runtime.
+    pub fn from_std(
+        listener: std::net::TcpListener,
+        config: SessionConfig,
+    ) -> Result<Self, SessionError> {
+        listener.set_nonblocking(true)?;
+        Ok(SwitchListener {
+            listener: TcpListener::from_std(listener)?,
+            tls: None,
+            config,
+        })
+    }
+
     /// Listens for TLS connections (OVS `ssl:` controller targets).
     pub async fn bind_tls(
         addr: SocketAddr,
