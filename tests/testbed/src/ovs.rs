@@ -174,17 +174,37 @@ impl OvsSandbox {
             vswitchd: None,
             dir,
         };
-        let rundir = sb.rundir().to_path_buf();
-        let db = rundir.join("conf.db");
         run(Command::new(tool("ovsdb-tool")?)
             .arg("create")
-            .arg(&db)
+            .arg(sb.rundir().join("conf.db"))
             .arg(vswitch_schema()))?;
+        sb.spawn_ovsdb()?;
+        Ok(sb)
+    }
+
+    /// Stops ovsdb-server (SIGKILL) and starts it again on the same db file and socket, for
+    /// client reconnect tests. Clients see the connection drop; the data survives.
+    pub fn restart_ovsdb(&mut self) -> Result<()> {
+        self.kill_ovsdb();
+        let _ = std::fs::remove_file(self.db_sock());
+        self.spawn_ovsdb()
+    }
+
+    fn kill_ovsdb(&mut self) {
+        if let Some(mut child) = self.ovsdb.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn spawn_ovsdb(&mut self) -> Result<()> {
+        let rundir = self.rundir().to_path_buf();
+        let db = rundir.join("conf.db");
         let log = rundir.join("ovsdb-server.log");
         let stderr = rundir.join("ovsdb-server.stderr");
-        let mut c = sb.ovs_command("ovsdb-server")?;
+        let mut c = self.ovs_command("ovsdb-server")?;
         c.arg(&db)
-            .arg(format!("--remote=punix:{}", sb.db_sock().display()))
+            .arg(format!("--remote=punix:{}", self.db_sock().display()))
             .arg(format!(
                 "--unixctl={}",
                 rundir.join("ovsdb-server.ctl").display()
@@ -195,11 +215,15 @@ impl OvsSandbox {
             ))
             .arg(format!("--log-file={}", log.display()))
             .arg("-vconsole:off");
-        sb.ovsdb = Some(spawn_daemon(c, &stderr, "ovsdb-server")?);
-        let sock = sb.db_sock();
+        self.ovsdb = Some(spawn_daemon(c, &stderr, "ovsdb-server")?);
+        let sock = self.db_sock();
         let start = Instant::now();
         let ready = wait_until(OVSDB_READY, || {
-            if let Some(status) = sb.ovsdb.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .ovsdb
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 return Err(Error::Exited {
                     what: "ovsdb-server".into(),
                     status: status.to_string(),
@@ -215,7 +239,7 @@ impl OvsSandbox {
                 detail: format!("{}\n{}", tail(&log, 20), tail(&stderr, 10)),
             });
         }
-        Ok(sb)
+        Ok(())
     }
 
     fn vswitchd_ctl(&self) -> PathBuf {
@@ -321,10 +345,7 @@ impl Drop for OvsSandbox {
         for name in leftovers {
             remove_tap(&name);
         }
-        if let Some(mut child) = self.ovsdb.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill_ovsdb();
     }
 }
 

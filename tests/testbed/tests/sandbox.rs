@@ -159,3 +159,28 @@ fn sandbox_inside_a_namespace() {
     assert!(!alive(pid));
     assert!(ns.pids().is_empty());
 }
+
+#[test]
+fn restarted_ovsdb_keeps_its_data() {
+    if !privileged_or_skip("restarted_ovsdb_keeps_its_data") {
+        return;
+    }
+    let mut sb = OvsSandbox::start_db_only().unwrap();
+    sb.vsctl(&[
+        "init",
+        "--",
+        "set",
+        "Open_vSwitch",
+        ".",
+        "external_ids:k=v1",
+    ])
+    .unwrap();
+    let old = sb.ovsdb_pid().unwrap();
+    sb.restart_ovsdb().unwrap();
+    assert!(!alive(old));
+    assert_ne!(sb.ovsdb_pid(), Some(old));
+    let v = sb
+        .vsctl(&["get", "Open_vSwitch", ".", "external_ids:k"])
+        .unwrap();
+    assert_eq!(v.trim(), "v1");
+}
