@@ -14,3 +14,10 @@ pub mod northbound {
         tonic::include_proto!("weft.northbound.v1");
     }
 }
+
+/// weft-cni <-> weft-agent CNI server (`proto/cni.proto`).
+pub mod cni {
+    pub mod v1 {
+        tonic::include_proto!("weft.cni.v1");
+    }
+}
