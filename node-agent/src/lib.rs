@@ -1,0 +1,4 @@
+//! `weft-agent`: the node agent. Owns the node's Open vSwitch configuration (over OVSDB) and
+//! kernel links; the controller owns the flows.
+
+pub mod ovsdb;
