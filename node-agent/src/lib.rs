@@ -1,4 +1,5 @@
 //! `weft-agent`: the node agent. Owns the node's Open vSwitch configuration (over OVSDB) and
 //! kernel links; the controller owns the flows.
 
+pub mod bridge;
 pub mod ovsdb;

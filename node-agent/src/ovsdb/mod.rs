@@ -99,3 +99,25 @@ impl Error {
         )
     }
 }
+
+/// Anything that can run a transaction: a single [`Connection`] or the reconnecting [`Client`].
+/// Lets higher layers (bridge setup) be written once and tested against either.
+pub trait Transact {
+    fn transact(
+        &self,
+        db: &str,
+        ops: &[Operation],
+    ) -> impl std::future::Future<Output = Result<Vec<OperationResult>, Error>> + Send;
+}
+
+impl Transact for Connection {
+    async fn transact(&self, db: &str, ops: &[Operation]) -> Result<Vec<OperationResult>, Error> {
+        Connection::transact(self, db, ops).await
+    }
+}
+
+impl Transact for Client {
+    async fn transact(&self, db: &str, ops: &[Operation]) -> Result<Vec<OperationResult>, Error> {
+        Client::transact(self, db, ops).await
+    }
+}
