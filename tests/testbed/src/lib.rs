@@ -89,7 +89,10 @@ pub fn privileged_or_skip(test: &str) -> bool {
             if std::env::var("WEFT_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
                 panic!("{test}: WEFT_REQUIRE_PRIVILEGED=1 but {reason}");
             }
-            println!("skipped: {test}: {reason}");
+            // Written to the stderr handle directly: the test harness captures `println!`
+            // output of passing tests, and a skip must stay visible.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "skipped: {test}: {reason}");
             false
         }
     }
