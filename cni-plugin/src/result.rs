@@ -59,9 +59,9 @@ pub fn parse_result(v: &Value) -> Result<pb::CniResult, String> {
     for ip in list(o, "ips")? {
         let ip = object(ip, "ip")?;
         let address = str_field(ip, "address")?;
-        if !address
+        if address
             .split_once('/')
-            .is_some_and(|(a, _)| a.parse::<IpAddr>().is_ok())
+            .is_none_or(|(a, _)| a.parse::<IpAddr>().is_err())
         {
             return Err(format!("ips: address {address:?} is not CIDR"));
         }
