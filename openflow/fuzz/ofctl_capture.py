@@ -1,4 +1,15 @@
-"""Fake OpenFlow 1.3 switch on a unix socket: records every message ovs-ofctl sends."""
+"""Fake OpenFlow 1.3 switch on a unix socket: records every message ovs-ofctl sends.
+
+Used once to capture the `ofctl-*` seeds in corpus/ (independent encoder, same wire format):
+
+    python3 ofctl_capture.py /tmp/sw.sock /tmp/out &
+    ovs-ofctl -O OpenFlow13 --no-names add-flow unix:/tmp/sw.sock "table=0,in_port=3,..."
+    ovs-ofctl -O OpenFlow13 --no-names add-group / add-meter / del-flows / dump-flows ...
+    ovs-ofctl -O OpenFlow13 --no-names --bundle add-flow ... ; packet-out ...
+
+It answers HELLO, ECHO, BARRIER, FEATURES, bundle control and (with an empty body) multipart
+requests, and exits 5 s after the last connection.
+"""
 import os, socket, struct, sys
 path, outdir = sys.argv[1], sys.argv[2]
 os.makedirs(outdir, exist_ok=True)

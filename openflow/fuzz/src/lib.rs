@@ -93,7 +93,9 @@ pub fn check_message(data: &[u8]) {
     assert_eq!(header2.xid, header.xid);
     assert_eq!(header2.msg_type, header.msg_type);
     assert_eq!(header2.length as usize, bytes.len());
-    let bytes2 = msg2.to_bytes(header.xid).expect("emitted once, emits again");
+    let bytes2 = msg2
+        .to_bytes(header.xid)
+        .expect("emitted once, emits again");
     assert_eq!(bytes2, bytes, "emit is not deterministic");
 }
 
@@ -201,7 +203,7 @@ pub fn check_framer(data: &[u8]) {
         return;
     };
     let whole = frame(stream, None);
-    let split = frame(stream, Some(Chunks(u32::from(ctrl) * 0x0101_0101 | 1)));
+    let split = frame(stream, Some(Chunks((u32::from(ctrl) * 0x0101_0101) | 1)));
     assert_eq!(whole, split, "chunk boundaries changed the frames");
 }
 
@@ -219,7 +221,9 @@ mod tests {
     }
 
     fn named_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("corpus")
+            .join(target);
         let mut out = Vec::new();
         for e in std::fs::read_dir(dir).unwrap() {
             let e = e.unwrap();
@@ -249,7 +253,11 @@ mod tests {
         assert!(!files.is_empty());
         let parsed = files.iter().filter(|f| Message::parse(f).is_ok()).count();
         // A corpus of only garbage would not exercise the round trip.
-        assert!(parsed * 2 >= files.len(), "{parsed} of {} parse", files.len());
+        assert!(
+            parsed * 2 >= files.len(),
+            "{parsed} of {} parse",
+            files.len()
+        );
         files.iter().for_each(|f| check_message(f));
     }
 

@@ -204,12 +204,7 @@ fn port(no: u32, name: &str) -> PortDesc {
 
 /// `(name, message)` pairs covering every message kind.
 pub fn messages() -> Vec<(&'static str, Message)> {
-    let mut fm_all = FlowMod::add(
-        3,
-        10,
-        Match::new(every_oxm_field()),
-        every_instruction(),
-    );
+    let mut fm_all = FlowMod::add(3, 10, Match::new(every_oxm_field()), every_instruction());
     fm_all.idle_timeout = 30;
     fm_all.flags = FlowModFlags(FlowModFlags::SEND_FLOW_REM | FlowModFlags::CHECK_OVERLAP);
     let flow_req = FlowStatsRequest::all();

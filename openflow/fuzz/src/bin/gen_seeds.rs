@@ -36,7 +36,12 @@ fn main() -> std::io::Result<()> {
         (
             "handshake",
             1,
-            pick(&["hello", "features_reply", "mp_reply_port_desc", "echo_request"]),
+            pick(&[
+                "hello",
+                "features_reply",
+                "mp_reply_port_desc",
+                "echo_request",
+            ]),
         ),
         (
             "flow_batch",
@@ -48,7 +53,11 @@ fn main() -> std::io::Result<()> {
             42,
             pick(&["bundle_open", "bundle_add", "bundle_commit_props"]),
         ),
-        ("stats", 200, pick(&["mp_reply_flow", "mp_reply_table", "port_status"])),
+        (
+            "stats",
+            200,
+            pick(&["mp_reply_flow", "mp_reply_table", "port_status"]),
+        ),
         ("truncated", 3, {
             let mut s = pick(&["packet_in", "group_mod"]);
             s.truncate(s.len() - 5);
