@@ -149,6 +149,15 @@ impl BundleAdd {
     }
 
     pub(crate) fn emit(&self, xid: u32, buf: &mut Vec<u8>) -> Result<()> {
+        // `parse` refuses these (no nesting), so emitting them would make bytes we cannot read.
+        let nested = match &*self.message {
+            Message::BundleControl(_) | Message::BundleAdd(_) => true,
+            Message::Experimenter(e) => e.experimenter == ONF_EXPERIMENTER_ID,
+            _ => false,
+        };
+        if nested {
+            return Err(Error::Malformed("bundle message nested in a bundle"));
+        }
         buf.put_u32(self.bundle_id);
         buf.put_zeros(2);
         buf.put_u16(self.flags.0);
@@ -160,5 +169,54 @@ impl BundleAdd {
             emit_props(&self.properties, buf)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Experimenter;
+
+    // Values with no canonical wire form are refused by emit: an EXPERIMENTER that would parse
+    // back as a bundle message, and bundles (or ONF experimenters) inside BUNDLE_ADD, which parse
+    // refuses.
+    #[test]
+    fn emit_refuses_what_parse_would_read_differently() {
+        let onf_bundle = Experimenter {
+            experimenter: ONF_EXPERIMENTER_ID,
+            exp_type: ONFT_BUNDLE_CONTROL,
+            data: vec![0; 8],
+        };
+        assert!(
+            Message::Experimenter(onf_bundle.clone())
+                .to_bytes(1)
+                .is_err()
+        );
+        let other = Experimenter {
+            exp_type: 7,
+            ..onf_bundle
+        };
+        assert!(Message::Experimenter(other.clone()).to_bytes(1).is_ok());
+        for inner in [
+            Message::Experimenter(other),
+            Message::BundleControl(BundleControl::new(1, BundleCtrlType::OpenRequest, 0)),
+        ] {
+            let add = BundleAdd {
+                bundle_id: 1,
+                flags: BundleFlags(0),
+                message: Box::new(inner),
+                properties: vec![],
+            };
+            let mut buf = vec![0xaa];
+            assert!(Message::BundleAdd(add).emit(1, &mut buf).is_err());
+            assert_eq!(buf, [0xaa], "a failed emit leaves the buffer as it was");
+        }
+        let ok = BundleAdd {
+            bundle_id: 1,
+            flags: BundleFlags(BundleFlags::ATOMIC),
+            message: Box::new(Message::BarrierRequest),
+            properties: vec![],
+        };
+        assert!(Message::BundleAdd(ok).to_bytes(1).is_ok());
     }
 }

@@ -214,7 +214,17 @@ impl Message {
             Message::Hello(h) => h.emit(buf)?,
             Message::Error(e) => e.emit(buf),
             Message::EchoRequest(d) | Message::EchoReply(d) => buf.extend_from_slice(d),
-            Message::Experimenter(e) => e.emit(buf),
+            Message::Experimenter(e) => {
+                // These would parse back as bundle messages, so they have only that form.
+                if e.experimenter == ONF_EXPERIMENTER_ID
+                    && (e.exp_type == ONFT_BUNDLE_CONTROL || e.exp_type == ONFT_BUNDLE_ADD_MESSAGE)
+                {
+                    return Err(Error::Malformed(
+                        "ONF bundle experimenter type outside Message::BundleControl/BundleAdd",
+                    ));
+                }
+                e.emit(buf)
+            }
             Message::FeaturesRequest
             | Message::GetConfigRequest
             | Message::BarrierRequest

@@ -18,6 +18,8 @@ mod multipart;
 mod oxm;
 mod packet;
 mod port;
+#[cfg(any(test, feature = "arbitrary"))]
+pub mod strategies;
 mod table;
 
 pub use action::{Action, CONTROLLER_MAX_LEN_NO_BUFFER};
@@ -25,7 +27,12 @@ pub use bundle::{BundleAdd, BundleControl, BundleCtrlType, BundleFlags, BundlePr
 pub use control::{
     ControllerRole, Experimenter, FeaturesReply, Hello, HelloElement, Role, SwitchConfig,
 };
-pub use error_msg::{ErrorCode, ErrorMsg};
+pub use error_msg::{
+    BadActionCode, BadInstructionCode, BadMatchCode, BadRequestCode, ErrorCode, ErrorMsg,
+    FlowModFailedCode, GroupModFailedCode, HelloFailedCode, MeterModFailedCode, PortModFailedCode,
+    QueueOpFailedCode, RoleRequestFailedCode, SwitchConfigFailedCode, TableFeaturesFailedCode,
+    TableModFailedCode,
+};
 pub use flow::{
     AggregateStats, FlowMod, FlowModCommand, FlowModFlags, FlowRemoved, FlowRemovedReason,
     FlowStats, FlowStatsRequest,
@@ -404,8 +411,15 @@ mod tests {
     #[test]
     fn over_long_strings_are_cut_at_a_character_boundary() {
         let mut buf = Vec::new();
-        emit_fixed_str(&mut buf, "\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}", 16);
+        emit_fixed_str(
+            &mut buf,
+            "\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}",
+            16,
+        );
         assert_eq!(buf.len(), 16);
-        assert_eq!(parse_fixed_str(&buf), "\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}");
+        assert_eq!(
+            parse_fixed_str(&buf),
+            "\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}"
+        );
     }
 }
