@@ -2,4 +2,6 @@
 //! kernel links; the controller owns the flows.
 
 pub mod bridge;
+pub mod cni;
+pub mod netlink;
 pub mod ovsdb;

@@ -1,0 +1,454 @@
+//! CNI ADD: every step registers its inverse, so a failure anywhere leaves nothing behind.
+
+use super::ipam::{self, IpamCall};
+use super::ports::{PortPlugger, keys};
+use super::state::Record;
+use super::undo::Undo;
+use super::{Inner, cni_args, controller_error, host_ifname, peer_tmp_ifname};
+use crate::netlink::{Netlink, NetlinkError, fmt_mac, open_netns, parse_cidr, parse_mac};
+use futures::FutureExt;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use weft_cni::{CniError, codes};
+use weft_proto::agent::v1 as agent;
+use weft_proto::cni::v1 as pb;
+
+fn link_err(e: NetlinkError) -> CniError {
+    CniError::new(codes::LINK_FAILED, e.to_string())
+}
+
+/// Checks what the plugin checked too: the socket is reachable by anything on the node.
+pub(crate) fn validate(r: &pb::CniRequest, need_netns: bool) -> Result<(), CniError> {
+    let env = |m: String| CniError::new(codes::INVALID_ENVIRONMENT, m);
+    if !weft_cni::parse::valid_container_id(&r.container_id) {
+        return Err(env(format!("invalid container id {:?}", r.container_id)));
+    }
+    if !weft_cni::parse::valid_ifname(&r.ifname) {
+        return Err(env(format!("invalid interface name {:?}", r.ifname)));
+    }
+    if need_netns && !r.netns.starts_with('/') {
+        return Err(env(format!("invalid netns path {:?}", r.netns)));
+    }
+    Ok(())
+}
+
+pub(crate) fn attachment_id(r: &pb::CniRequest) -> agent::AttachmentId {
+    agent::AttachmentId {
+        container_id: r.container_id.clone(),
+        ifname: r.ifname.clone(),
+    }
+}
+
+pub(crate) fn pod_ref(r: &pb::CniRequest) -> agent::PodRef {
+    let p = r.pod.clone().unwrap_or_default();
+    agent::PodRef {
+        namespace: p.namespace,
+        name: p.name,
+        uid: p.uid,
+    }
+}
+
+pub(crate) async fn add<P: PortPlugger>(
+    inner: &Arc<Inner<P>>,
+    r: pb::CniRequest,
+) -> Result<pb::CniResult, CniError> {
+    validate(&r, true)?;
+    if r.network.is_empty() {
+        return Err(CniError::new(codes::INVALID_CONFIG, "no network named"));
+    }
+    let _lock = inner.lock(&r.container_id, &r.ifname).await;
+    if inner.state.load(&r.container_id, &r.ifname).is_some() {
+        return Err(CniError::new(
+            codes::INTERFACE_EXISTS,
+            format!(
+                "attachment {}/{} exists; DEL it first",
+                r.container_id, r.ifname
+            ),
+        ));
+    }
+    let netns_path = Path::new(&r.netns);
+    let bad_netns =
+        |e: NetlinkError| CniError::new(codes::INVALID_ENVIRONMENT, format!("CNI_NETNS: {e}"));
+    let ns = open_netns(netns_path).map_err(bad_netns)?;
+    let ns_for_socket = ns
+        .try_clone()
+        .map_err(|e| CniError::new(codes::IO_FAILURE, format!("dup netns fd: {e}")))?;
+    let pod = Netlink::in_netns_file(ns_for_socket, netns_path)
+        .await
+        .map_err(bad_netns)?;
+    if pod.link(&r.ifname).await.map_err(link_err)?.is_some() {
+        return Err(CniError::new(
+            codes::INTERFACE_EXISTS,
+            format!("interface {} already exists in {}", r.ifname, r.netns),
+        ));
+    }
+
+    let mut undo = Undo::new();
+    match plumb(inner, &r, &ns, &pod, &mut undo).await {
+        Ok(res) => {
+            undo.commit();
+            Ok(res)
+        }
+        Err(e) => {
+            tracing::info!(container = %r.container_id, ifname = %r.ifname, code = e.code, msg = %e.msg, "ADD failed; rolling back");
+            undo.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+async fn plumb<P: PortPlugger>(
+    inner: &Arc<Inner<P>>,
+    r: &pb::CniRequest,
+    ns: &std::fs::File,
+    pod: &Netlink,
+    undo: &mut Undo,
+) -> Result<pb::CniResult, CniError> {
+    let args = cni_args(r);
+    // 1. Delegated IPAM, if the network configuration asks for it.
+    let mut delegated: Option<pb::CniResult> = None;
+    if !r.ipam_type.is_empty() {
+        let call = IpamCall {
+            plugin: &r.ipam_type,
+            cni_path: &r.cni_path,
+            config: &r.ipam_config,
+            container_id: &r.container_id,
+            netns: &r.netns,
+            ifname: &r.ifname,
+            cni_args: &args,
+        };
+        delegated = ipam::run("ADD", &call).await?;
+        let (plugin, path, conf, cid, ifname, a) = (
+            r.ipam_type.clone(),
+            r.cni_path.clone(),
+            r.ipam_config.clone(),
+            r.container_id.clone(),
+            r.ifname.clone(),
+            args.clone(),
+        );
+        undo.push("ipam release", move || {
+            async move {
+                let call = IpamCall {
+                    plugin: &plugin,
+                    cni_path: &path,
+                    config: &conf,
+                    container_id: &cid,
+                    netns: "",
+                    ifname: &ifname,
+                    cni_args: &a,
+                };
+                if let Err(e) = ipam::run("DEL", &call).await {
+                    tracing::warn!(error = %e, "rollback: IPAM release failed");
+                }
+            }
+            .boxed()
+        });
+    }
+    let requested_ips: Vec<String> = match &delegated {
+        Some(d) => d.ips.iter().map(|ip| ip.address.clone()).collect(),
+        None => r.ips.clone(),
+    };
+
+    // 2. Controller: namespace check, MAC and addresses.
+    let ctl = inner.controller.clone();
+    let to = inner.cfg.controller_timeout;
+    let prep_req = agent::PrepareRequest {
+        node_name: inner.cfg.node_name.clone(),
+        network: r.network.clone(),
+        id: Some(attachment_id(r)),
+        pod: Some(pod_ref(r)),
+        mac: r.mac.clone(),
+        ips: requested_ips,
+    };
+    let prep = match tokio::time::timeout(to, ctl.clone().prepare_attachment(prep_req)).await {
+        Err(_) => {
+            return Err(CniError::new(
+                codes::TRY_AGAIN,
+                format!("controller did not answer PrepareAttachment within {to:?}"),
+            ));
+        }
+        Ok(Err(s)) => return Err(controller_error("PrepareAttachment", &s)),
+        Ok(Ok(p)) => p.into_inner(),
+    };
+    push_detach(inner, r, undo);
+    let mac = parse_mac(&prep.mac).ok_or_else(|| {
+        CniError::new(
+            codes::CONTROLLER_ERROR,
+            format!("controller gave an invalid MAC {:?}", prep.mac),
+        )
+    })?;
+    let addrs: Vec<String> = match &delegated {
+        Some(d) => d.ips.iter().map(|ip| ip.address.clone()).collect(),
+        None => prep.ips.clone(),
+    };
+    let parsed: Vec<(std::net::IpAddr, u8)> = addrs
+        .iter()
+        .map(|a| {
+            parse_cidr(a).ok_or_else(|| {
+                CniError::new(codes::CONTROLLER_ERROR, format!("invalid address {a:?}"))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let mtu = if r.mtu > 0 { r.mtu } else { prep.mtu };
+
+    // 3. The veth pair; deleting the host end later removes both ends wherever they are.
+    let host_if = host_ifname(&r.container_id, &r.ifname);
+    let tmp = peer_tmp_ifname(&r.container_id, &r.ifname);
+    // Leftovers of an earlier attempt with the same identity (e.g. an agent killed mid-ADD).
+    inner
+        .host
+        .del_link_by_name(&host_if)
+        .await
+        .map_err(link_err)?;
+    inner
+        .host
+        .add_veth(&host_if, &tmp)
+        .await
+        .map_err(link_err)?;
+    {
+        let i = inner.clone();
+        let name = host_if.clone();
+        undo.push("delete veth", move || {
+            async move {
+                if let Err(e) = i.host.del_link_by_name(&name).await {
+                    tracing::warn!(error = %e, link = %name, "rollback: deleting veth failed");
+                }
+            }
+            .boxed()
+        });
+    }
+    let peer = inner
+        .host
+        .link(&tmp)
+        .await
+        .map_err(link_err)?
+        .ok_or_else(|| CniError::new(codes::LINK_FAILED, format!("veth peer {tmp} vanished")))?;
+    inner
+        .host
+        .move_to_netns(peer.index, ns)
+        .await
+        .map_err(link_err)?;
+    let in_pod = pod.link(&tmp).await.map_err(link_err)?.ok_or_else(|| {
+        CniError::new(
+            codes::LINK_FAILED,
+            format!("{tmp} not found in pod netns after move"),
+        )
+    })?;
+    pod.configure(in_pod.index, Some(&r.ifname), Some(mac), Some(mtu))
+        .await
+        .map_err(|e| {
+            if e.is_exists() {
+                CniError::new(
+                    codes::INTERFACE_EXISTS,
+                    format!("interface {} appeared in {}", r.ifname, r.netns),
+                )
+            } else {
+                link_err(e)
+            }
+        })?;
+    for (ip, prefix) in &parsed {
+        pod.add_address(in_pod.index, *ip, *prefix)
+            .await
+            .map_err(link_err)?;
+    }
+    let routes = delegated
+        .as_ref()
+        .map(|d| d.routes.clone())
+        .unwrap_or_default();
+    for rt in &routes {
+        let (dst, plen) = parse_cidr(&rt.dst).ok_or_else(|| {
+            CniError::new(
+                codes::IPAM_FAILED,
+                format!("route destination {:?}", rt.dst),
+            )
+        })?;
+        let gw =
+            match rt.gw.as_str() {
+                "" => delegated
+                    .as_ref()
+                    .and_then(|d| {
+                        d.ips
+                            .iter()
+                            .find(|i| !i.gateway.is_empty() && same_family(&i.gateway, &dst))
+                    })
+                    .and_then(|i| i.gateway.parse().ok()),
+                g => Some(g.parse().map_err(|_| {
+                    CniError::new(codes::IPAM_FAILED, format!("route gateway {g:?}"))
+                })?),
+            };
+        pod.add_route(in_pod.index, dst, plen, gw)
+            .await
+            .map_err(link_err)?;
+    }
+    let host = inner
+        .host
+        .link(&host_if)
+        .await
+        .map_err(link_err)?
+        .ok_or_else(|| CniError::new(codes::LINK_FAILED, format!("{host_if} vanished")))?;
+    inner
+        .host
+        .configure(host.index, None, None, Some(mtu))
+        .await
+        .map_err(link_err)?;
+
+    // 4. The OVS port.
+    let pod_args = r.pod.clone().unwrap_or_default();
+    let ids: BTreeMap<String, String> = [
+        (keys::OWNER, keys::OWNER_CNI),
+        (keys::NETWORK, r.network.as_str()),
+        (keys::POD_NAMESPACE, pod_args.namespace.as_str()),
+        (keys::POD_NAME, pod_args.name.as_str()),
+        (keys::POD_UID, pod_args.uid.as_str()),
+        (keys::CONTAINER_ID, r.container_id.as_str()),
+        (keys::IFNAME, r.ifname.as_str()),
+        (keys::NETNS, r.netns.as_str()),
+        (keys::ATTACHED_MAC, prep.mac.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let added = inner.ports.add_port(&host_if, &ids).await;
+    {
+        // Registered even on failure: a timed-out add may still have created the row.
+        let i = inner.clone();
+        let name = host_if.clone();
+        undo.push("delete port", move || {
+            async move {
+                if let Err(e) = i.ports.del_port(&name).await {
+                    tracing::warn!(error = %e, port = %name, "rollback: deleting port failed");
+                }
+            }
+            .boxed()
+        });
+    }
+    let ofport = added.map_err(|e| CniError::new(codes::OVS_FAILED, e.to_string()))?;
+
+    // 5. The record DEL/CHECK/GC rely on.
+    let record = Record {
+        container_id: r.container_id.clone(),
+        ifname: r.ifname.clone(),
+        netns: r.netns.clone(),
+        network: r.network.clone(),
+        host_if: host_if.clone(),
+        mac: fmt_mac(&mac),
+        ips: addrs.clone(),
+        mtu,
+        pod_namespace: pod_args.namespace.clone(),
+        pod_name: pod_args.name.clone(),
+        pod_uid: pod_args.uid.clone(),
+        ipam_type: r.ipam_type.clone(),
+        ipam_config: String::from_utf8_lossy(&r.ipam_config).into_owned(),
+        cni_path: r.cni_path.clone(),
+        cni_args: args,
+    };
+    inner
+        .state
+        .save(&record)
+        .map_err(|e| CniError::new(codes::IO_FAILURE, format!("saving attachment record: {e}")))?;
+    {
+        let i = inner.clone();
+        let (cid, ifname) = (r.container_id.clone(), r.ifname.clone());
+        undo.push("forget record", move || {
+            async move {
+                let _ = i.state.remove(&cid, &ifname);
+            }
+            .boxed()
+        });
+    }
+
+    // 6. Attach: returns once flows are confirmed on every affected switch (bounded).
+    let attach = agent::AttachRequest {
+        node_name: inner.cfg.node_name.clone(),
+        network: r.network.clone(),
+        id: Some(attachment_id(r)),
+        pod: Some(pod_ref(r)),
+        ofport,
+        mac: prep.mac.clone(),
+        ips: addrs.clone(),
+    };
+    let wait = inner.cfg.attach_timeout;
+    match tokio::time::timeout(wait, ctl.clone().attach(attach)).await {
+        Err(_) => {
+            return Err(CniError::new(
+                codes::FLOWS_NOT_CONFIRMED,
+                format!("controller did not confirm flows for {host_if} within {wait:?}"),
+            ));
+        }
+        Ok(Err(s)) => return Err(controller_error("Attach", &s)),
+        Ok(Ok(_)) => {}
+    }
+
+    let gateway_for = |addr: &str| -> String {
+        if let Some(d) = &delegated {
+            return d
+                .ips
+                .iter()
+                .find(|i| i.address == addr)
+                .map(|i| i.gateway.clone())
+                .unwrap_or_default();
+        }
+        let ip = addr.split('/').next().unwrap_or("");
+        if !prep.gateway.is_empty()
+            && same_family(
+                &prep.gateway,
+                &ip.parse().unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+            )
+        {
+            prep.gateway.clone()
+        } else {
+            String::new()
+        }
+    };
+    Ok(pb::CniResult {
+        interfaces: vec![
+            pb::Interface {
+                name: host_if,
+                mac: host.mac.map(|m| fmt_mac(&m)).unwrap_or_default(),
+                sandbox: String::new(),
+                mtu,
+            },
+            pb::Interface {
+                name: r.ifname.clone(),
+                mac: fmt_mac(&mac),
+                sandbox: r.netns.clone(),
+                mtu,
+            },
+        ],
+        ips: addrs
+            .iter()
+            .map(|a| pb::IpConfig {
+                address: a.clone(),
+                gateway: gateway_for(a),
+                interface: 1,
+            })
+            .collect(),
+        routes,
+        dns: delegated.and_then(|d| d.dns),
+    })
+}
+
+fn same_family(a: &str, b: &std::net::IpAddr) -> bool {
+    a.parse::<std::net::IpAddr>()
+        .is_ok_and(|a| a.is_ipv4() == b.is_ipv4())
+}
+
+fn push_detach<P: PortPlugger>(inner: &Arc<Inner<P>>, r: &pb::CniRequest, undo: &mut Undo) {
+    let i = inner.clone();
+    let req = agent::DetachRequest {
+        node_name: inner.cfg.node_name.clone(),
+        id: Some(attachment_id(r)),
+    };
+    undo.push("detach", move || {
+        async move {
+            let to = i.cfg.controller_timeout;
+            match tokio::time::timeout(to, i.controller.clone().detach(req)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(s)) => tracing::warn!(error = %s, "rollback: Detach failed"),
+                Err(_) => tracing::warn!("rollback: Detach timed out"),
+            }
+        }
+        .boxed()
+    });
+}

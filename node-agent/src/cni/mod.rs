@@ -1,0 +1,366 @@
+//! The agent's CNI server: `weft-cni` connects over a unix socket (gRPC, `weft.cni.v1.Cni`) and
+//! the agent does the work: controller checks and IPAM, the veth pair, the pod end's name, MAC,
+//! MTU, addresses and routes, the OVS port, and the wait for flows. See docs/cni.md.
+
+mod add;
+mod del;
+pub mod ipam;
+pub mod ports;
+pub mod state;
+mod undo;
+
+use crate::netlink::{Netlink, NetlinkError};
+use ports::PortPlugger;
+use state::StateDir;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::UnixListener;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+use weft_cni::{CniError, codes};
+use weft_proto::agent::v1::node_control_client::NodeControlClient;
+use weft_proto::cni::v1 as pb;
+
+pub use weft_proto::cni::v1::cni_server::CniServer;
+
+/// Where and how the CNI server runs.
+#[derive(Debug, Clone)]
+pub struct CniConfig {
+    pub node_name: String,
+    /// The controller's NodeControl endpoint, e.g. `http://10.0.0.1:6640`.
+    pub controller: String,
+    /// Network namespace of the bridge (where host ends of veths live); `None` = the agent's own.
+    pub host_netns: Option<PathBuf>,
+    /// Per-attachment records (`/run/weft/cni`).
+    pub state_dir: PathBuf,
+    /// Bound on the wait for the controller to confirm flows (ADD fails with 105 after it).
+    pub attach_timeout: Duration,
+    /// Bound on every other controller call (ADD/DEL fail with 11 after it).
+    pub controller_timeout: Duration,
+    /// How often ports whose pod netns vanished are collected; `None` = never on its own.
+    pub gc_interval: Option<Duration>,
+}
+
+impl CniConfig {
+    pub fn new(node_name: &str, controller: &str) -> Self {
+        CniConfig {
+            node_name: node_name.to_string(),
+            controller: controller.to_string(),
+            host_netns: None,
+            state_dir: PathBuf::from("/run/weft/cni"),
+            attach_timeout: Duration::from_secs(30),
+            controller_timeout: Duration::from_secs(10),
+            gc_interval: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CniServerError {
+    #[error("state directory {0}: {1}")]
+    State(PathBuf, #[source] std::io::Error),
+    #[error("socket {0}: {1}")]
+    Socket(PathBuf, #[source] std::io::Error),
+    #[error("controller endpoint {0:?}: {1}")]
+    Controller(String, String),
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error("serving: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// One attachment's lock.
+type LockCell = Arc<tokio::sync::Mutex<()>>;
+
+pub(crate) struct Inner<P> {
+    pub cfg: CniConfig,
+    pub ports: P,
+    pub controller: NodeControlClient<Channel>,
+    pub host: Netlink,
+    pub state: StateDir,
+    locks: Mutex<HashMap<(String, String), LockCell>>,
+}
+
+impl<P> Inner<P> {
+    /// Serialises operations on one attachment (container id, ifname).
+    pub async fn lock(&self, cid: &str, ifname: &str) -> AttachmentLock {
+        let key = (cid.to_string(), ifname.to_string());
+        let m = {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.entry(key).or_default().clone()
+        };
+        AttachmentLock(m.lock_owned().await)
+    }
+
+    pub fn unlock_gc(&self) {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.retain(|_, m| Arc::strong_count(m) > 1);
+    }
+}
+
+pub(crate) struct AttachmentLock(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>);
+
+/// The CNI service; wrap it in [`CniServer`] or run it with [`serve`].
+pub struct CniService<P> {
+    inner: Arc<Inner<P>>,
+}
+
+impl<P> Clone for CniService<P> {
+    fn clone(&self) -> Self {
+        CniService {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<P: PortPlugger> CniService<P> {
+    /// Needs a tokio runtime (opens a netlink socket in the host namespace).
+    pub async fn new(cfg: CniConfig, ports: P) -> Result<Self, CniServerError> {
+        let host = match &cfg.host_netns {
+            Some(p) => Netlink::in_netns(p).await?,
+            None => Netlink::current()?,
+        };
+        let state = StateDir::new(&cfg.state_dir)
+            .map_err(|e| CniServerError::State(cfg.state_dir.clone(), e))?;
+        let channel = Endpoint::from_shared(cfg.controller.clone())
+            .map_err(|e| CniServerError::Controller(cfg.controller.clone(), e.to_string()))?
+            .connect_timeout(Duration::from_secs(2))
+            .connect_lazy();
+        Ok(CniService {
+            inner: Arc::new(Inner {
+                controller: NodeControlClient::new(channel),
+                cfg,
+                ports,
+                host,
+                state,
+                locks: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Removes attachments whose pod netns or host link is gone (pods deleted without DEL).
+    /// Returns how many were removed.
+    pub async fn collect_orphans(&self) -> usize {
+        del::collect_orphans(&self.inner).await
+    }
+
+    /// Runs [`CniService::collect_orphans`] every `gc_interval` until the service is dropped.
+    pub fn spawn_gc(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let every = self.inner.cfg.gc_interval?;
+        let weak = Arc::downgrade(&self.inner);
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let n = del::collect_orphans(&inner).await;
+                if n > 0 {
+                    tracing::info!(removed = n, "collected orphaned pod ports");
+                }
+            }
+        }))
+    }
+}
+
+/// Binds `path` (replacing a stale socket file) and serves until `shutdown` resolves.
+pub async fn serve<P: PortPlugger>(
+    service: CniService<P>,
+    path: &Path,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), CniServerError> {
+    let listener = bind(path)?;
+    serve_listener(service, listener, shutdown).await
+}
+
+/// Creates the socket's directory, removes a stale socket, binds, and restricts access to root.
+pub fn bind(path: &Path) -> Result<UnixListener, CniServerError> {
+    let err = |e| CniServerError::Socket(path.to_path_buf(), e);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+        _ => {}
+    }
+    let l = UnixListener::bind(path).map_err(err)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok(l)
+}
+
+pub async fn serve_listener<P: PortPlugger>(
+    service: CniService<P>,
+    listener: UnixListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), CniServerError> {
+    let gc = service.spawn_gc();
+    let res = tonic::transport::Server::builder()
+        .add_service(CniServer::new(service))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            shutdown,
+        )
+        .await;
+    if let Some(gc) = gc {
+        gc.abort();
+    }
+    Ok(res?)
+}
+
+fn reply(r: Result<Option<pb::CniResult>, CniError>) -> Result<Response<pb::CniReply>, Status> {
+    Ok(Response::new(match r {
+        Ok(result) => pb::CniReply {
+            result,
+            error: None,
+        },
+        Err(e) => pb::CniReply {
+            result: None,
+            error: Some(pb::CniError {
+                code: e.code,
+                msg: e.msg,
+                details: e.details,
+            }),
+        },
+    }))
+}
+
+/// Runs `f` on its own task: a client that hangs up mid-ADD must not cancel the rollback.
+async fn detached<P, F, Fut, T>(inner: &Arc<Inner<P>>, f: F) -> Result<T, CniError>
+where
+    P: PortPlugger,
+    F: FnOnce(Arc<Inner<P>>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, CniError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let res = tokio::spawn(f(inner.clone())).await.unwrap_or_else(|e| {
+        Err(CniError::new(
+            codes::IO_FAILURE,
+            format!("agent task failed: {e}"),
+        ))
+    });
+    inner.unlock_gc();
+    res
+}
+
+#[tonic::async_trait]
+impl<P: PortPlugger> weft_proto::cni::v1::cni_server::Cni for CniService<P> {
+    async fn add(&self, r: Request<pb::CniRequest>) -> Result<Response<pb::CniReply>, Status> {
+        let r = r.into_inner();
+        reply(
+            detached(
+                &self.inner,
+                |i| async move { add::add(&i, r).await.map(Some) },
+            )
+            .await,
+        )
+    }
+
+    async fn check(&self, r: Request<pb::CniRequest>) -> Result<Response<pb::CniReply>, Status> {
+        let r = r.into_inner();
+        reply(
+            detached(&self.inner, |i| async move {
+                del::check(&i, r).await.map(|_| None)
+            })
+            .await,
+        )
+    }
+
+    async fn del(&self, r: Request<pb::CniRequest>) -> Result<Response<pb::CniReply>, Status> {
+        let r = r.into_inner();
+        reply(
+            detached(&self.inner, |i| async move {
+                del::del(&i, r).await.map(|_| None)
+            })
+            .await,
+        )
+    }
+
+    async fn gc(&self, r: Request<pb::CniRequest>) -> Result<Response<pb::CniReply>, Status> {
+        let r = r.into_inner();
+        reply(
+            detached(&self.inner, |i| async move {
+                del::gc(&i, r).await.map(|_| None)
+            })
+            .await,
+        )
+    }
+
+    async fn status(&self, _r: Request<pb::CniRequest>) -> Result<Response<pb::CniReply>, Status> {
+        reply(del::status(&self.inner).await.map(|_| None))
+    }
+}
+
+/// Host end name: `wf` + 12 hex digits of FNV-1a over container id and interface (stable across
+/// agent restarts and Rust versions, 14 bytes: within IFNAMSIZ).
+pub fn host_ifname(container_id: &str, ifname: &str) -> String {
+    format!("wf{:012x}", fnv1a(container_id, ifname) >> 16)
+}
+
+/// Temporary name of the pod end before it moves into the pod netns and takes `CNI_IFNAME`.
+pub fn peer_tmp_ifname(container_id: &str, ifname: &str) -> String {
+    format!("wp{:012x}", fnv1a(container_id, ifname) >> 16)
+}
+
+fn fnv1a(container_id: &str, ifname: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in container_id.bytes().chain([0u8]).chain(ifname.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Maps a controller answer to a CNI error code.
+pub(crate) fn controller_error(what: &str, s: &Status) -> CniError {
+    use tonic::Code;
+    let code = match s.code() {
+        Code::NotFound => codes::UNKNOWN_NETWORK,
+        Code::PermissionDenied => codes::NAMESPACE_NOT_ALLOWED,
+        Code::AlreadyExists => codes::ADDRESS_IN_USE,
+        Code::InvalidArgument | Code::OutOfRange => codes::ADDRESS_REFUSED,
+        Code::ResourceExhausted => codes::SUBNET_FULL,
+        Code::DeadlineExceeded => codes::FLOWS_NOT_CONFIRMED,
+        Code::Unavailable => codes::TRY_AGAIN,
+        _ => codes::CONTROLLER_ERROR,
+    };
+    CniError::new(code, format!("{what}: {}", s.message()))
+}
+
+/// The request's `CNI_ARGS` again, for delegated plugins.
+pub(crate) fn cni_args(r: &pb::CniRequest) -> String {
+    let mut parts = vec!["IgnoreUnknown=1".to_string()];
+    if let Some(p) = &r.pod {
+        for (k, v) in [
+            ("K8S_POD_NAMESPACE", &p.namespace),
+            ("K8S_POD_NAME", &p.name),
+            ("K8S_POD_UID", &p.uid),
+            ("K8S_POD_INFRA_CONTAINER_ID", &p.infra_container_id),
+        ] {
+            if !v.is_empty() {
+                parts.push(format!("{k}={v}"));
+            }
+        }
+    }
+    let mut extra: Vec<_> = r.extra_args.iter().collect();
+    extra.sort();
+    parts.extend(extra.into_iter().map(|(k, v)| format!("{k}={v}")));
+    parts.join(";")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_are_short_stable_and_distinct() {
+        let a = host_ifname("abc", "net1");
+        assert_eq!(a.len(), 14);
+        assert_eq!(a, host_ifname("abc", "net1"));
+        assert_ne!(a, host_ifname("abc", "net2"));
+        assert_ne!(a, host_ifname("abcn", "et1"));
+        assert_ne!(a, peer_tmp_ifname("abc", "net1"));
+        assert!(weft_cni::parse::valid_ifname(&a));
+    }
+}

@@ -1,0 +1,370 @@
+//! Kernel links over rtnetlink: veth pairs, moving a link into a namespace, names, MAC, MTU,
+//! addresses and routes.
+//!
+//! A [`Netlink`] is bound to one network namespace: its socket is opened by a thread that joined
+//! that namespace (a netlink socket keeps the namespace it was created in), so the async task that
+//! uses it never switches namespaces itself.
+
+use futures::TryStreamExt;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use std::fs::File;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use tokio::task::JoinHandle;
+
+const ENODEV: i32 = 19;
+const EEXIST: i32 = 17;
+const ENOENT: i32 = 2;
+const ESRCH: i32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("network namespace {path}: {source}")]
+    Netns {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("netlink socket: {0}")]
+    Socket(#[source] std::io::Error),
+    #[error("{op}: {source}")]
+    Request {
+        op: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+}
+
+impl NetlinkError {
+    fn errno(&self) -> Option<i32> {
+        match self {
+            NetlinkError::Request {
+                source: rtnetlink::Error::NetlinkError(m),
+                ..
+            } => Some(-m.raw_code()),
+            _ => None,
+        }
+    }
+
+    /// The link (or address, route) does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.errno(), Some(ENODEV | ENOENT | ESRCH))
+    }
+
+    /// A link of that name (or the address, route) already exists.
+    pub fn is_exists(&self) -> bool {
+        self.errno() == Some(EEXIST)
+    }
+}
+
+fn req(op: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetlinkError {
+    let op = op.into();
+    move |source| NetlinkError::Request { op, source }
+}
+
+/// What we read back from a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub name: String,
+    pub mac: Option<[u8; 6]>,
+    pub mtu: u32,
+    pub up: bool,
+}
+
+/// A netlink connection in one network namespace. Dropping it stops its connection task.
+pub struct Netlink {
+    handle: Handle,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Netlink {
+    fn drop(&mut self) {
+        // netlink-proto keeps the connection alive while unsolicited messages could still come.
+        self.task.abort();
+    }
+}
+
+/// Opens the namespace file (`/run/netns/x`, `/proc/<pid>/ns/net`).
+pub fn open_netns(path: &Path) -> Result<File, NetlinkError> {
+    File::open(path).map_err(|source| NetlinkError::Netns {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl Netlink {
+    /// A connection in the caller's current network namespace. Needs a tokio runtime.
+    pub fn current() -> Result<Self, NetlinkError> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
+        let task = tokio::spawn(conn);
+        Ok(Netlink { handle, task })
+    }
+
+    /// A connection whose socket lives in the namespace at `path`. Needs a tokio runtime.
+    pub async fn in_netns(path: &Path) -> Result<Self, NetlinkError> {
+        let ns = open_netns(path)?;
+        Self::in_netns_file(ns, path).await
+    }
+
+    /// Like [`Netlink::in_netns`] with the namespace file already open.
+    pub async fn in_netns_file(ns: File, path: &Path) -> Result<Self, NetlinkError> {
+        let rt = tokio::runtime::Handle::current();
+        let path = path.to_path_buf();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // A short-lived thread joins the namespace, creates the socket there, and exits; the
+        // socket stays in that namespace.
+        std::thread::spawn(move || {
+            let res = (|| {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                    NetlinkError::Netns {
+                        path: path.clone(),
+                        source: std::io::Error::from(e),
+                    }
+                })?;
+                let _guard = rt.enter();
+                rtnetlink::new_connection().map_err(NetlinkError::Socket)
+            })();
+            let _ = tx.send(res);
+        });
+        let (conn, handle, _) = rx
+            .await
+            .map_err(|_| NetlinkError::Socket(std::io::Error::other("setns thread died")))??;
+        let task = tokio::spawn(conn);
+        Ok(Netlink { handle, task })
+    }
+
+    /// The link called `name`, if any.
+    pub async fn link(&self, name: &str) -> Result<Option<LinkInfo>, NetlinkError> {
+        let mut s = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match s.try_next().await {
+            Ok(Some(m)) => Ok(Some(link_info(&m))),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                let e = req(format!("get link {name}"))(e);
+                if e.is_not_found() { Ok(None) } else { Err(e) }
+            }
+        }
+    }
+
+    /// Every link of the namespace.
+    pub async fn links(&self) -> Result<Vec<LinkInfo>, NetlinkError> {
+        let msgs: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(req("list links"))?;
+        Ok(msgs.iter().map(link_info).collect())
+    }
+
+    /// Creates the veth pair `name` <-> `peer` (both down).
+    pub async fn add_veth(&self, name: &str, peer: &str) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .add(LinkVeth::new(name, peer).build())
+            .execute()
+            .await
+            .map_err(req(format!("add veth {name}/{peer}")))
+    }
+
+    /// Moves link `index` into the namespace `ns`.
+    pub async fn move_to_netns(&self, index: u32, ns: &File) -> Result<(), NetlinkError> {
+        let msg = LinkMessageBuilder::<LinkUnspec>::new()
+            .index(index)
+            .setns_by_fd(ns.as_raw_fd())
+            .build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(req(format!("move link {index} to netns")))
+    }
+
+    /// Renames (the link must be down), sets MAC and MTU, then brings it up.
+    pub async fn configure(
+        &self,
+        index: u32,
+        name: Option<&str>,
+        mac: Option<[u8; 6]>,
+        mtu: Option<u32>,
+    ) -> Result<(), NetlinkError> {
+        let mut b = LinkMessageBuilder::<LinkUnspec>::new().index(index);
+        if let Some(n) = name {
+            b = b.name(n.to_string());
+        }
+        if let Some(m) = mac {
+            b = b.address(m.to_vec());
+        }
+        if let Some(m) = mtu.filter(|m| *m > 0) {
+            b = b.mtu(m);
+        }
+        self.handle
+            .link()
+            .set(b.build())
+            .execute()
+            .await
+            .map_err(req(format!("configure link {index}")))?;
+        let up = LinkMessageBuilder::<LinkUnspec>::new()
+            .index(index)
+            .up()
+            .build();
+        self.handle
+            .link()
+            .set(up)
+            .execute()
+            .await
+            .map_err(req(format!("set link {index} up")))
+    }
+
+    pub async fn del_link(&self, index: u32) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .del(index)
+            .execute()
+            .await
+            .map_err(req(format!("delete link {index}")))
+    }
+
+    /// Deletes the link called `name`; `Ok(false)` when there was none.
+    pub async fn del_link_by_name(&self, name: &str) -> Result<bool, NetlinkError> {
+        let Some(l) = self.link(name).await? else {
+            return Ok(false);
+        };
+        match self.del_link(l.index).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn add_address(
+        &self,
+        index: u32,
+        ip: IpAddr,
+        prefix: u8,
+    ) -> Result<(), NetlinkError> {
+        self.handle
+            .address()
+            .add(index, ip, prefix)
+            .execute()
+            .await
+            .map_err(req(format!("add address {ip}/{prefix}")))
+    }
+
+    /// Addresses on link `index` (CIDR parts).
+    pub async fn addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>, NetlinkError> {
+        let msgs: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(req("list addresses"))?;
+        Ok(msgs
+            .iter()
+            .filter(|m| m.header.index == index)
+            .filter_map(|m| {
+                m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Address(ip) => Some((*ip, m.header.prefix_len)),
+                    _ => None,
+                })
+            })
+            .collect())
+    }
+
+    /// A route to `dst/prefix` out of link `index`, via `gw` when given.
+    pub async fn add_route(
+        &self,
+        index: u32,
+        dst: IpAddr,
+        prefix: u8,
+        gw: Option<IpAddr>,
+    ) -> Result<(), NetlinkError> {
+        let bad = |e| NetlinkError::Invalid(format!("route {dst}/{prefix}: {e}"));
+        let mut b = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(dst, prefix)
+            .map_err(bad)?
+            .output_interface(index);
+        if let Some(g) = gw {
+            b = b.gateway(g).map_err(bad)?;
+        }
+        self.handle
+            .route()
+            .add(b.build())
+            .execute()
+            .await
+            .map_err(req(format!("add route {dst}/{prefix}")))
+    }
+}
+
+fn link_info(m: &LinkMessage) -> LinkInfo {
+    let mut info = LinkInfo {
+        index: m.header.index,
+        name: String::new(),
+        mac: None,
+        mtu: 0,
+        up: m.header.flags.contains(LinkFlags::Up),
+    };
+    for a in &m.attributes {
+        match a {
+            LinkAttribute::IfName(n) => info.name = n.clone(),
+            LinkAttribute::Mtu(v) => info.mtu = *v,
+            LinkAttribute::Address(b) if b.len() == 6 => {
+                let mut mac = [0u8; 6];
+                mac.copy_from_slice(b);
+                info.mac = Some(mac);
+            }
+            _ => {}
+        }
+    }
+    info
+}
+
+/// `02:00:00:00:00:01` -> bytes.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut out {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+pub fn fmt_mac(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// `10.1.0.5/24` (or a bare address: host prefix) -> parts.
+pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    match s.split_once('/') {
+        Some((a, p)) => {
+            let ip: IpAddr = a.parse().ok()?;
+            let p: u8 = p.parse().ok()?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            (p <= max).then_some((ip, p))
+        }
+        None => {
+            let ip: IpAddr = s.parse().ok()?;
+            Some((ip, if ip.is_ipv4() { 32 } else { 128 }))
+        }
+    }
+}
