@@ -134,6 +134,15 @@ trait FieldValue: Sized + Copy {
     const SIZE: usize;
     fn read(r: &mut Reader<'_>) -> Result<Self>;
     fn write(self, buf: &mut Vec<u8>);
+    /// Bitwise AND, to clear value bits the mask wildcards.
+    fn and(self, mask: Self) -> Self;
+}
+
+/// The value with the bits its mask wildcards cleared. OpenFlow 1.3 requires them to be zero
+/// (switches refuse the match with OFPBMC_BAD_WILDCARDS), so parse and emit both apply it: the
+/// typed value has one form, the one on the wire.
+fn apply_mask<T: FieldValue>(value: T, mask: Option<T>) -> T {
+    mask.map_or(value, |m| value.and(m))
 }
 
 impl FieldValue for u8 {
@@ -144,6 +153,9 @@ impl FieldValue for u8 {
     fn write(self, buf: &mut Vec<u8>) {
         buf.put_u8(self)
     }
+    fn and(self, mask: Self) -> Self {
+        self & mask
+    }
 }
 impl FieldValue for u16 {
     const SIZE: usize = 2;
@@ -152,6 +164,9 @@ impl FieldValue for u16 {
     }
     fn write(self, buf: &mut Vec<u8>) {
         buf.put_u16(self)
+    }
+    fn and(self, mask: Self) -> Self {
+        self & mask
     }
 }
 impl FieldValue for u32 {
@@ -162,6 +177,9 @@ impl FieldValue for u32 {
     fn write(self, buf: &mut Vec<u8>) {
         buf.put_u32(self)
     }
+    fn and(self, mask: Self) -> Self {
+        self & mask
+    }
 }
 impl FieldValue for u64 {
     const SIZE: usize = 8;
@@ -170,6 +188,9 @@ impl FieldValue for u64 {
     }
     fn write(self, buf: &mut Vec<u8>) {
         buf.put_u64(self)
+    }
+    fn and(self, mask: Self) -> Self {
+        self & mask
     }
 }
 impl FieldValue for [u8; 6] {
@@ -180,6 +201,9 @@ impl FieldValue for [u8; 6] {
     fn write(self, buf: &mut Vec<u8>) {
         buf.extend_from_slice(&self)
     }
+    fn and(self, mask: Self) -> Self {
+        core::array::from_fn(|i| self[i] & mask[i])
+    }
 }
 impl FieldValue for Ipv4Addr {
     const SIZE: usize = 4;
@@ -189,6 +213,9 @@ impl FieldValue for Ipv4Addr {
     fn write(self, buf: &mut Vec<u8>) {
         buf.extend_from_slice(&self.octets())
     }
+    fn and(self, mask: Self) -> Self {
+        Ipv4Addr::from(u32::from(self) & u32::from(mask))
+    }
 }
 impl FieldValue for Ipv6Addr {
     const SIZE: usize = 16;
@@ -197,6 +224,9 @@ impl FieldValue for Ipv6Addr {
     }
     fn write(self, buf: &mut Vec<u8>) {
         buf.extend_from_slice(&self.octets())
+    }
+    fn and(self, mask: Self) -> Self {
+        Ipv6Addr::from(u128::from(self) & u128::from(mask))
     }
 }
 
@@ -220,7 +250,7 @@ fn maskable<T: FieldValue>(
     }
     let value = T::read(r)?;
     let mask = if has_mask { Some(T::read(r)?) } else { None };
-    Ok((value, mask))
+    Ok((apply_mask(value, mask), mask))
 }
 
 impl OxmField {
@@ -336,7 +366,7 @@ impl OxmField {
                 Some(mask) => {
                     buf.put_u8(field << 1 | 1);
                     buf.put_u8(2 * T::SIZE as u8);
-                    v.write(buf);
+                    v.and(mask).write(buf);
                     mask.write(buf);
                 }
             }
@@ -436,87 +466,7 @@ impl Match {
 }
 
 #[cfg(any(test, feature = "arbitrary"))]
-pub mod strategies {
-    //! proptest strategies producing every OXM shape the codec knows.
-    use super::*;
-    use proptest::prelude::*;
-
-    fn mac() -> impl Strategy<Value = [u8; 6]> {
-        any::<[u8; 6]>()
-    }
-    fn v4() -> impl Strategy<Value = Ipv4Addr> {
-        any::<u32>().prop_map(Ipv4Addr::from)
-    }
-    fn v6() -> impl Strategy<Value = Ipv6Addr> {
-        any::<u128>().prop_map(Ipv6Addr::from)
-    }
-
-    /// Opaque fields never collide with a typed variant, so round trips are exact.
-    pub fn opaque() -> impl Strategy<Value = OxmOpaque> {
-        (
-            prop_oneof![Just(0x0000u16), Just(0x0001u16), Just(0x8001u16)],
-            0u8..128,
-            any::<bool>(),
-            proptest::collection::vec(any::<u8>(), 0..24),
-        )
-            .prop_map(|(class, field, has_mask, payload)| OxmOpaque {
-                class,
-                field,
-                has_mask,
-                payload,
-            })
-    }
-
-    pub fn oxm_field() -> impl Strategy<Value = OxmField> {
-        prop_oneof![
-            any::<u32>().prop_map(OxmField::InPort),
-            (any::<u64>(), any::<Option<u64>>())
-                .prop_map(|(value, mask)| OxmField::Metadata { value, mask }),
-            (mac(), proptest::option::of(mac()))
-                .prop_map(|(value, mask)| OxmField::EthDst { value, mask }),
-            (mac(), proptest::option::of(mac()))
-                .prop_map(|(value, mask)| OxmField::EthSrc { value, mask }),
-            any::<u16>().prop_map(OxmField::EthType),
-            (0u16..0x2000, proptest::option::of(0u16..0x2000))
-                .prop_map(|(value, mask)| OxmField::VlanVid { value, mask }),
-            (0u8..8).prop_map(OxmField::VlanPcp),
-            any::<u8>().prop_map(OxmField::IpProto),
-            (v4(), proptest::option::of(v4()))
-                .prop_map(|(value, mask)| OxmField::Ipv4Src { value, mask }),
-            (v4(), proptest::option::of(v4()))
-                .prop_map(|(value, mask)| OxmField::Ipv4Dst { value, mask }),
-            any::<u16>().prop_map(OxmField::TcpSrc),
-            any::<u16>().prop_map(OxmField::TcpDst),
-            any::<u16>().prop_map(OxmField::UdpSrc),
-            any::<u16>().prop_map(OxmField::UdpDst),
-            any::<u8>().prop_map(OxmField::Icmpv4Type),
-            any::<u8>().prop_map(OxmField::Icmpv4Code),
-            any::<u16>().prop_map(OxmField::ArpOp),
-            (v4(), proptest::option::of(v4()))
-                .prop_map(|(value, mask)| OxmField::ArpSpa { value, mask }),
-            (v4(), proptest::option::of(v4()))
-                .prop_map(|(value, mask)| OxmField::ArpTpa { value, mask }),
-            (mac(), proptest::option::of(mac()))
-                .prop_map(|(value, mask)| OxmField::ArpSha { value, mask }),
-            (mac(), proptest::option::of(mac()))
-                .prop_map(|(value, mask)| OxmField::ArpTha { value, mask }),
-            (v6(), proptest::option::of(v6()))
-                .prop_map(|(value, mask)| OxmField::Ipv6Src { value, mask }),
-            (v6(), proptest::option::of(v6()))
-                .prop_map(|(value, mask)| OxmField::Ipv6Dst { value, mask }),
-            any::<u8>().prop_map(OxmField::Icmpv6Type),
-            any::<u8>().prop_map(OxmField::Icmpv6Code),
-            v6().prop_map(OxmField::Ipv6NdTarget),
-            (any::<u64>(), any::<Option<u64>>())
-                .prop_map(|(value, mask)| OxmField::TunnelId { value, mask }),
-            opaque().prop_map(OxmField::Opaque),
-        ]
-    }
-
-    pub fn match_() -> impl Strategy<Value = Match> {
-        proptest::collection::vec(oxm_field(), 0..8).prop_map(Match::new)
-    }
-}
+pub mod strategies;
 
 #[cfg(test)]
 mod tests {
@@ -546,6 +496,47 @@ mod tests {
         let mut buf = Vec::new();
         OxmField::EthType(0x0806).emit(&mut buf).unwrap();
         assert_eq!(buf, [0x80, 0x00, 0x0a, 0x02, 0x08, 0x06]);
+    }
+
+    // Found by the conformance test: a masked field whose value had bits outside the mask
+    // (eth_src 02:00:00:00:00:01/ff:ff:ff:00:00:00) was sent as is, and Open vSwitch refused the
+    // whole FLOW_MOD with OFPBMC_BAD_WILDCARDS. Those bits are now cleared on emit and on parse.
+    #[test]
+    fn wildcarded_value_bits_are_cleared() {
+        let f = OxmField::EthSrc {
+            value: [2, 0, 0, 0, 0, 1],
+            mask: Some([0xff, 0xff, 0xff, 0, 0, 0]),
+        };
+        let mut buf = Vec::new();
+        f.emit(&mut buf).unwrap();
+        assert_eq!(&buf[4..10], &[2, 0, 0, 0, 0, 0]);
+        let ip = OxmField::Ipv4Src {
+            value: Ipv4Addr::new(10, 1, 2, 3),
+            mask: Some(Ipv4Addr::new(255, 0, 0, 0)),
+        };
+        buf.clear();
+        ip.emit(&mut buf).unwrap();
+        assert_eq!(&buf[4..8], &[10, 0, 0, 0]);
+        // A peer's TLV with such bits parses to the cleared value.
+        let wire = [
+            0x80, 0x00, 0x05, 0x10, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0, 0, 0, 0, 0, 0, 0xff, 0,
+        ];
+        assert_eq!(
+            OxmField::parse(&mut Reader::new(&wire, "t")),
+            Ok(OxmField::Metadata {
+                value: 0x1200,
+                mask: Some(0xff00)
+            })
+        );
+        // Exact values are untouched.
+        buf.clear();
+        OxmField::Metadata {
+            value: 0x1234,
+            mask: None,
+        }
+        .emit(&mut buf)
+        .unwrap();
+        assert_eq!(&buf[4..], &[0, 0, 0, 0, 0, 0, 0x12, 0x34]);
     }
 
     #[test]
