@@ -247,6 +247,11 @@ async fn plumb<P: PortPlugger>(
                 link_err(e)
             }
         })?;
+    if inner.cfg.userspace_datapath {
+        crate::netlink::disable_tx_checksum(ns, &r.ifname)
+            .await
+            .map_err(link_err)?;
+    }
     for (ip, prefix) in &parsed {
         pod.add_address(in_pod.index, *ip, *prefix)
             .await

@@ -41,6 +41,8 @@ pub struct CniConfig {
     pub controller_timeout: Duration,
     /// How often ports whose pod netns vanished are collected; `None` = never on its own.
     pub gc_interval: Option<Duration>,
+    /// The bridge uses OVS's userspace datapath (`netdev`): pod ends get TX checksum offload off.
+    pub userspace_datapath: bool,
 }
 
 impl CniConfig {
@@ -53,6 +55,7 @@ impl CniConfig {
             attach_timeout: Duration::from_secs(30),
             controller_timeout: Duration::from_secs(10),
             gc_interval: Some(Duration::from_secs(60)),
+            userspace_datapath: false,
         }
     }
 }

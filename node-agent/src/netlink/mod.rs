@@ -368,3 +368,66 @@ pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
         }
     }
 }
+
+/// Turns off TX checksum offload on `ifname` inside namespace `ns` (`ethtool -K <if> tx off`).
+///
+/// Needed with OVS's userspace (`netdev`) datapath: it reads veth frames through AF_PACKET, where
+/// a checksum left for "hardware" is never filled in, so the receiver drops TCP/UDP.
+pub async fn disable_tx_checksum(ns: &File, ifname: &str) -> Result<(), NetlinkError> {
+    let ns = ns
+        .try_clone()
+        .map_err(|e| NetlinkError::Socket(std::io::Error::other(format!("dup netns fd: {e}"))))?;
+    let name = ifname.to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let res = nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(std::io::Error::from)
+            .and_then(|_| ethtool_tx_off(&name));
+        let _ = tx.send(res);
+    });
+    rx.await
+        .map_err(|_| NetlinkError::Socket(std::io::Error::other("ethtool thread died")))?
+        .map_err(|e| NetlinkError::Invalid(format!("ethtool tx off {ifname}: {e}")))
+}
+
+fn ethtool_tx_off(ifname: &str) -> std::io::Result<()> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_STXCSUM: u32 = 0x17;
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; libc::IFNAMSIZ],
+        data: *mut libc::c_void,
+        _pad: [u8; 16],
+    }
+    let bytes = ifname.as_bytes();
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ {
+        return Err(std::io::Error::other("bad interface name"));
+    }
+    let mut value = EthtoolValue {
+        cmd: ETHTOOL_STXCSUM,
+        data: 0,
+    };
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        data: (&mut value as *mut EthtoolValue).cast(),
+        _pad: [0; 16],
+    };
+    req.name[..bytes.len()].copy_from_slice(bytes);
+    // SAFETY: plain socket(2); the fd is closed below on every path.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `req` is a properly sized, NUL-terminated ifreq whose data pointer refers to
+    // `value`, which outlives the call; SIOCETHTOOL only reads/writes those two structs.
+    let rc = unsafe { libc::ioctl(fd, SIOCETHTOOL as _, &mut req as *mut IfReq) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: fd is a socket we own.
+    unsafe { libc::close(fd) };
+    if rc < 0 { Err(err) } else { Ok(()) }
+}
