@@ -14,6 +14,8 @@ mod messages;
 mod ofctl;
 #[path = "conformance/ovs_encoded.rs"]
 mod ovs_encoded;
+#[path = "conformance/random.rs"]
+mod random;
 #[path = "conformance/replies.rs"]
 mod replies;
 
@@ -105,6 +107,15 @@ fn ofp_print_decodes_replies_as_our_parser_does() {
         assert_eq!(back, c.msg, "{}: our parser reads something else", c.name);
     }
     run_all(&o, type_name, &cases);
+}
+
+/// Random port descriptions, flow and port statistics: OVS reads back the numbers we wrote.
+#[test]
+fn ofp_print_agrees_on_random_replies() {
+    let Some(o) = ofctl_or_skip("ofp_print_agrees_on_random_replies") else {
+        return;
+    };
+    random::run(&o);
 }
 
 /// The checker itself can fail: OVS's complaints about broken messages are caught.
