@@ -28,31 +28,76 @@ fn with(mut conf: Value, patch: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cni_refusals_leave_nothing_behind() {
-    let Some(node) = Node::start("cni_refusals_leave_nothing_behind").await else { return };
+    let Some(node) = Node::start("cni_refusals_leave_nothing_behind").await else {
+        return;
+    };
     node.ctl.add_network(
         "blue/blue",
-        Net { subnet: Some(("10.78.0.0".parse().unwrap(), 24)), allowed: vec!["blue".into()], mtu: 0 },
+        Net {
+            subnet: Some(("10.78.0.0".parse().unwrap(), 24)),
+            allowed: vec!["blue".into()],
+            mtu: 0,
+        },
     );
     let pod = node.pod();
     let red = node.conf("1.0.0", "red/red");
 
-    refused(&node, &pod, "unknown-net", &node.conf("1.0.0", "red/nope"), codes::UNKNOWN_NETWORK).await;
-    refused(&node, &pod, "wrong-ns", &node.conf("1.0.0", "blue/blue"), codes::NAMESPACE_NOT_ALLOWED).await;
-    let outside = with(red.clone(), json!({"runtimeConfig": {"ips": ["10.99.0.5/24"]}}));
+    refused(
+        &node,
+        &pod,
+        "unknown-net",
+        &node.conf("1.0.0", "red/nope"),
+        codes::UNKNOWN_NETWORK,
+    )
+    .await;
+    refused(
+        &node,
+        &pod,
+        "wrong-ns",
+        &node.conf("1.0.0", "blue/blue"),
+        codes::NAMESPACE_NOT_ALLOWED,
+    )
+    .await;
+    let outside = with(
+        red.clone(),
+        json!({"runtimeConfig": {"ips": ["10.99.0.5/24"]}}),
+    );
     refused(&node, &pod, "outside", &outside, codes::ADDRESS_REFUSED).await;
 
     // A first pod holds a MAC and an IP; a second asking for either is refused.
     let holder = node.pod();
-    let held = with(red.clone(), json!({"runtimeConfig": {"mac": "02:00:00:00:aa:01", "ips": ["10.77.0.60/24"]}}));
-    assert_eq!(node.cni("ADD", "holder", &netns_path(&holder), "net1", &held).await.0, 0);
-    let same_mac = with(red.clone(), json!({"runtimeConfig": {"mac": "02:00:00:00:aa:01"}}));
+    let held = with(
+        red.clone(),
+        json!({"runtimeConfig": {"mac": "02:00:00:00:aa:01", "ips": ["10.77.0.60/24"]}}),
+    );
+    assert_eq!(
+        node.cni("ADD", "holder", &netns_path(&holder), "net1", &held)
+            .await
+            .0,
+        0
+    );
+    let same_mac = with(
+        red.clone(),
+        json!({"runtimeConfig": {"mac": "02:00:00:00:aa:01"}}),
+    );
     refused(&node, &pod, "dup-mac", &same_mac, codes::ADDRESS_IN_USE).await;
-    let same_ip = with(red.clone(), json!({"runtimeConfig": {"ips": ["10.77.0.60/24"]}}));
+    let same_ip = with(
+        red.clone(),
+        json!({"runtimeConfig": {"ips": ["10.77.0.60/24"]}}),
+    );
     refused(&node, &pod, "dup-ip", &same_ip, codes::ADDRESS_IN_USE).await;
-    assert_eq!(node.cni("DEL", "holder", &netns_path(&holder), "net1", &held).await.0, 0);
+    assert_eq!(
+        node.cni("DEL", "holder", &netns_path(&holder), "net1", &held)
+            .await
+            .0,
+        0
+    );
 
     // The interface name is taken inside the pod.
-    pod.exec(&["ip", "link", "add", "net1", "type", "veth", "peer", "name", "net1p"]).unwrap();
+    pod.exec(&[
+        "ip", "link", "add", "net1", "type", "veth", "peer", "name", "net1p",
+    ])
+    .unwrap();
     refused(&node, &pod, "if-taken", &red, codes::INTERFACE_EXISTS).await;
     pod.exec(&["ip", "link", "del", "net1"]).unwrap();
 
@@ -66,17 +111,30 @@ async fn cni_refusals_leave_nothing_behind() {
 
     // Netns that does not exist.
     let before = node.snapshot();
-    let out = node.cni("ADD", "no-ns", "/run/netns/weft-no-such-ns", "net1", &red).await;
+    let out = node
+        .cni("ADD", "no-ns", "/run/netns/weft-no-such-ns", "net1", &red)
+        .await;
     assert_eq!(code(&out), codes::INVALID_ENVIRONMENT as u64);
     assert_eq!(node.snapshot(), before);
 
     // Plugin-side refusals never reach the agent.
-    let out = node.cni("ADD", "c", &netns_path(&pod), "much-too-long-ifname", &red).await;
+    let out = node
+        .cni("ADD", "c", &netns_path(&pod), "much-too-long-ifname", &red)
+        .await;
     assert_eq!(code(&out), codes::INVALID_ENVIRONMENT as u64);
     assert_eq!(node.snapshot(), before);
 
     // Agent unreachable.
-    let out = node.cni_at("/run/weft-no-such.sock", "ADD", "c", &netns_path(&pod), "net1", &red).await;
+    let out = node
+        .cni_at(
+            "/run/weft-no-such.sock",
+            "ADD",
+            "c",
+            &netns_path(&pod),
+            "net1",
+            &red,
+        )
+        .await;
     assert_eq!(code(&out), codes::TRY_AGAIN as u64);
     assert_eq!(node.snapshot(), before);
 
@@ -87,21 +145,32 @@ async fn cni_refusals_leave_nothing_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cni_controller_failures_roll_back_every_step() {
-    let Some(mut node) = Node::start("cni_controller_failures_roll_back_every_step").await else { return };
+    let Some(mut node) = Node::start("cni_controller_failures_roll_back_every_step").await else {
+        return;
+    };
     let pod = node.pod();
     let red = node.conf("1.1.0", "red/red");
 
-    node.ctl.set_knobs(Knobs { prepare_unavailable: true, ..Default::default() });
+    node.ctl.set_knobs(Knobs {
+        prepare_unavailable: true,
+        ..Default::default()
+    });
     refused(&node, &pod, "ctl-busy", &red, codes::TRY_AGAIN).await;
 
-    node.ctl.set_knobs(Knobs { attach_fail: Some("switch said no".into()), ..Default::default() });
+    node.ctl.set_knobs(Knobs {
+        attach_fail: Some("switch said no".into()),
+        ..Default::default()
+    });
     refused(&node, &pod, "attach-fails", &red, codes::CONTROLLER_ERROR).await;
 
     // Flows never confirmed: bounded wait, then 105 and a full rollback.
     node.stop_agent().await;
     node.attach_timeout = Duration::from_millis(500);
     node.start_agent().await;
-    node.ctl.set_knobs(Knobs { attach_delay: Some(Duration::from_secs(3)), ..Default::default() });
+    node.ctl.set_knobs(Knobs {
+        attach_delay: Some(Duration::from_secs(3)),
+        ..Default::default()
+    });
     refused(&node, &pod, "attach-slow", &red, codes::FLOWS_NOT_CONFIRMED).await;
 
     // Delegated IPAM (host-local) whose lease must be returned when a later step fails.
@@ -112,7 +181,10 @@ async fn cni_controller_failures_roll_back_every_step() {
             json!({"ipam": {"type": "host-local", "dataDir": leases.path(),
                             "ranges": [[{"subnet": "10.79.0.0/24"}]]}}),
         );
-        node.ctl.set_knobs(Knobs { attach_fail: Some("nope".into()), ..Default::default() });
+        node.ctl.set_knobs(Knobs {
+            attach_fail: Some("nope".into()),
+            ..Default::default()
+        });
         refused(&node, &pod, "ipam-rollback", &conf, codes::CONTROLLER_ERROR).await;
         let lease_files = walk(leases.path());
         assert!(
@@ -121,16 +193,31 @@ async fn cni_controller_failures_roll_back_every_step() {
         );
         // And with a healthy controller the delegated address is what the pod gets.
         node.ctl.set_knobs(Knobs::default());
-        let out = node.cni("ADD", "ipam-ok", &netns_path(&pod), "net1", &conf).await;
+        let out = node
+            .cni("ADD", "ipam-ok", &netns_path(&pod), "net1", &conf)
+            .await;
         assert_eq!(out.0, 0, "{}", out.1);
         let addr = out.1["ips"][0]["address"].as_str().unwrap().to_string();
-        assert!(addr.starts_with("10.79.0.") && addr.ends_with("/24"), "{addr}");
+        assert!(
+            addr.starts_with("10.79.0.") && addr.ends_with("/24"),
+            "{addr}"
+        );
         let ip = addr.trim_end_matches("/24").to_string();
-        let show = pod.exec(&["ip", "-o", "addr", "show", "dev", "net1"]).unwrap();
+        let show = pod
+            .exec(&["ip", "-o", "addr", "show", "dev", "net1"])
+            .unwrap();
         assert!(show.contains(&addr), "{show}");
         assert!(walk(leases.path()).iter().any(|f| f.ends_with(&ip)));
-        assert_eq!(node.cni("DEL", "ipam-ok", &netns_path(&pod), "net1", &conf).await.0, 0);
-        assert!(!walk(leases.path()).iter().any(|f| f.ends_with(&ip)), "lease released by DEL");
+        assert_eq!(
+            node.cni("DEL", "ipam-ok", &netns_path(&pod), "net1", &conf)
+                .await
+                .0,
+            0
+        );
+        assert!(
+            !walk(leases.path()).iter().any(|f| f.ends_with(&ip)),
+            "lease released by DEL"
+        );
     }
     assert_eq!(links(&pod), ["lo".to_string()].into());
 }
