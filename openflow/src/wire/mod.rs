@@ -2,7 +2,7 @@
 //! `parse` from bytes and `emit` into a buffer as two plain functions, every length checked, no
 //! panics on input.
 //!
-//! Parsing never trusts a length field: every read goes through [`Reader`], which refuses to read
+//! Parsing never trusts a length field: every read goes through `Reader`, which refuses to read
 //! past the end of the message and never allocates more than the input already holds.
 
 mod action;
