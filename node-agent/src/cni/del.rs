@@ -271,18 +271,30 @@ pub(crate) async fn check<P: PortPlugger>(
     if !link.up {
         return Err(fail(format!("{} is down", r.ifname)));
     }
-    if link.mac.map(|m| fmt_mac(&m)) != Some(rec.mac.clone()) {
+    // A later plugin in a chain (e.g. tuning) may change MAC or MTU: the final result, passed
+    // as prevResult, is what the interface must match; without one, what ADD set.
+    let prev_if = r.prev_result.as_ref().and_then(|p| {
+        p.interfaces
+            .iter()
+            .find(|i| i.name == r.ifname && (i.sandbox.is_empty() || i.sandbox == r.netns))
+    });
+    let want_mac = prev_if
+        .map(|i| i.mac.to_ascii_lowercase())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| rec.mac.clone());
+    let have_mac = link.mac.map(|m| fmt_mac(&m)).unwrap_or_default();
+    if have_mac != want_mac {
         return Err(fail(format!(
-            "{} has MAC {:?}, expected {}",
-            r.ifname,
-            link.mac.map(|m| fmt_mac(&m)),
-            rec.mac
+            "{} has MAC {have_mac}, expected {want_mac}",
+            r.ifname
         )));
     }
-    if rec.mtu > 0 && link.mtu != rec.mtu {
+    if let Some(mtu) = prev_if.map(|i| i.mtu).filter(|m| *m > 0)
+        && link.mtu != mtu
+    {
         return Err(fail(format!(
-            "{} has MTU {}, expected {}",
-            r.ifname, link.mtu, rec.mtu
+            "{} has MTU {}, expected {mtu}",
+            r.ifname, link.mtu
         )));
     }
     let have = pod
