@@ -8,6 +8,11 @@ command -v ovs-vswitchd >/dev/null 2>&1 || [ -x /usr/sbin/ovs-vswitchd ] || need
 command -v ovs-ofctl >/dev/null 2>&1 || need+=(openvswitch-common)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# CNI conformance: libcni sources + Go to build the driver, reference plugins (tuning, host-local,
+# bridge for the latency baseline).
+command -v go >/dev/null 2>&1 || need+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/containernetworking/cni/libcni ] || need+=(golang-github-appc-cni-dev)
+[ -x /usr/lib/cni/host-local ] || need+=(containernetworking-plugins)
 
 if [ ${#need[@]} -eq 0 ]; then
     echo "install-deps: all system packages present"
