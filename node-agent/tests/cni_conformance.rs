@@ -39,34 +39,10 @@ fn tools(dir: &Path) -> Option<(PathBuf, PathBuf)> {
         );
         return require(&why).then_some(None)?;
     }
-    // The weft-cni binary of the same target dir and profile as this test.
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let target_dir = profile_dir.parent().unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = std::process::Command::new(cargo);
-    build
-        .args([
-            "build",
-            "-p",
-            "weft-cni",
-            "--bin",
-            "weft-cni",
-            "--target-dir",
-        ])
-        .arg(target_dir);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        build.arg("--release");
-    }
-    let out = build.output().unwrap();
-    assert!(
-        out.status.success(),
-        "building weft-cni: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let weft_cni = cni_support::weft_cni_binary();
     let plugin_dir = dir.join("plugins");
     std::fs::create_dir_all(&plugin_dir).unwrap();
-    std::os::unix::fs::symlink(profile_dir.join("weft-cni"), plugin_dir.join("weft")).unwrap();
+    std::os::unix::fs::symlink(weft_cni, plugin_dir.join("weft")).unwrap();
     Some((driver, plugin_dir))
 }
 

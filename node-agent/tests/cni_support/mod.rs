@@ -285,3 +285,38 @@ pub fn code(out: &(i32, Value)) -> u64 {
     assert_ne!(out.0, 0, "expected failure, got {}", out.1);
     out.1["code"].as_u64().unwrap()
 }
+
+/// Builds (if needed) the `weft-cni` binary into the target dir and profile of the running test
+/// or bench, and returns its path.
+pub fn weft_cni_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .to_path_buf();
+    let target_dir = profile_dir.parent().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "weft-cni",
+            "--bin",
+            "weft-cni",
+            "--target-dir",
+        ])
+        .arg(target_dir);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let out = build.output().unwrap();
+    assert!(
+        out.status.success(),
+        "building weft-cni: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    profile_dir.join("weft-cni")
+}
