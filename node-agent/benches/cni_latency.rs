@@ -127,6 +127,12 @@ async fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return; // `cargo test --benches` probes; this bench only runs under `cargo bench`.
     }
+    if std::env::var_os("WEFT_BENCH_TRACE").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter("weft_agent=debug")
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let Some(node) = Node::start("cni_latency").await else {
         return;
     };

@@ -4,7 +4,7 @@ use super::ipam::{self, IpamCall};
 use super::ports::{PortPlugger, keys};
 use super::state::Record;
 use super::undo::Undo;
-use super::{Inner, cni_args, controller_error, host_ifname, peer_tmp_ifname};
+use super::{Inner, cni_args, controller_error, host_ifname};
 use crate::netlink::{Netlink, NetlinkError, fmt_mac, open_netns, parse_cidr, parse_mac};
 use futures::FutureExt;
 use std::collections::BTreeMap;
@@ -106,6 +106,7 @@ async fn plumb<P: PortPlugger>(
     undo: &mut Undo,
 ) -> Result<pb::CniResult, CniError> {
     let args = cni_args(r);
+    let mut steps = Steps::new();
     // 1. Delegated IPAM, if the network configuration asks for it.
     let mut delegated: Option<pb::CniResult> = None;
     if !r.ipam_type.is_empty() {
@@ -145,6 +146,7 @@ async fn plumb<P: PortPlugger>(
             .boxed()
         });
     }
+    steps.mark("ipam");
     let requested_ips: Vec<String> = match &delegated {
         Some(d) => d.ips.iter().map(|ip| ip.address.clone()).collect(),
         None => r.ips.clone(),
@@ -172,6 +174,7 @@ async fn plumb<P: PortPlugger>(
         Ok(Ok(p)) => p.into_inner(),
     };
     push_detach(inner, r, undo);
+    steps.mark("prepare");
     let mac = parse_mac(&prep.mac).ok_or_else(|| {
         CniError::new(
             codes::CONTROLLER_ERROR,
@@ -194,18 +197,28 @@ async fn plumb<P: PortPlugger>(
 
     // 3. The veth pair; deleting the host end later removes both ends wherever they are.
     let host_if = host_ifname(&r.container_id, &r.ifname);
-    let tmp = peer_tmp_ifname(&r.container_id, &r.ifname);
     // Leftovers of an earlier attempt with the same identity (e.g. an agent killed mid-ADD).
     inner
         .host
         .del_link_by_name(&host_if)
         .await
         .map_err(link_err)?;
+    steps.mark("stale_check");
+    // The pod end is born in the pod netns with its final name, MAC and MTU.
     inner
         .host
-        .add_veth(&host_if, &tmp)
+        .add_veth_into(&host_if, &r.ifname, ns, Some(mac), Some(mtu))
         .await
-        .map_err(link_err)?;
+        .map_err(|e| {
+            if e.is_exists() {
+                CniError::new(
+                    codes::INTERFACE_EXISTS,
+                    format!("interface {} appeared in {}", r.ifname, r.netns),
+                )
+            } else {
+                link_err(e)
+            }
+        })?;
     {
         let i = inner.clone();
         let name = host_if.clone();
@@ -218,35 +231,19 @@ async fn plumb<P: PortPlugger>(
             .boxed()
         });
     }
-    let peer = inner
-        .host
-        .link(&tmp)
+    steps.mark("add_veth");
+    let in_pod = pod
+        .link(&r.ifname)
         .await
         .map_err(link_err)?
-        .ok_or_else(|| CniError::new(codes::LINK_FAILED, format!("veth peer {tmp} vanished")))?;
-    inner
-        .host
-        .move_to_netns(peer.index, ns)
-        .await
-        .map_err(link_err)?;
-    let in_pod = pod.link(&tmp).await.map_err(link_err)?.ok_or_else(|| {
-        CniError::new(
-            codes::LINK_FAILED,
-            format!("{tmp} not found in pod netns after move"),
-        )
-    })?;
-    pod.configure(in_pod.index, Some(&r.ifname), Some(mac), Some(mtu))
-        .await
-        .map_err(|e| {
-            if e.is_exists() {
-                CniError::new(
-                    codes::INTERFACE_EXISTS,
-                    format!("interface {} appeared in {}", r.ifname, r.netns),
-                )
-            } else {
-                link_err(e)
-            }
+        .ok_or_else(|| {
+            CniError::new(
+                codes::LINK_FAILED,
+                format!("{} not found in pod netns after creation", r.ifname),
+            )
         })?;
+    pod.set_up(in_pod.index).await.map_err(link_err)?;
+    steps.mark("configure");
     if inner.cfg.userspace_datapath {
         crate::netlink::disable_tx_checksum(ns, &r.ifname)
             .await
@@ -257,6 +254,7 @@ async fn plumb<P: PortPlugger>(
             .await
             .map_err(link_err)?;
     }
+    steps.mark("addresses");
     let routes = delegated
         .as_ref()
         .map(|d| d.routes.clone())
@@ -298,6 +296,7 @@ async fn plumb<P: PortPlugger>(
         .await
         .map_err(link_err)?;
 
+    steps.mark("links");
     // 4. The OVS port.
     let pod_args = r.pod.clone().unwrap_or_default();
     let ids: BTreeMap<String, String> = [
@@ -329,6 +328,7 @@ async fn plumb<P: PortPlugger>(
         });
     }
     let ofport = added.map_err(|e| CniError::new(codes::OVS_FAILED, e.to_string()))?;
+    steps.mark("ovs_port");
 
     // 5. The record DEL/CHECK/GC rely on.
     let record = Record {
@@ -363,6 +363,7 @@ async fn plumb<P: PortPlugger>(
         });
     }
 
+    steps.mark("record");
     // 6. Attach: returns once flows are confirmed on every affected switch (bounded).
     let attach = agent::AttachRequest {
         node_name: inner.cfg.node_name.clone(),
@@ -384,6 +385,8 @@ async fn plumb<P: PortPlugger>(
         Ok(Err(s)) => return Err(controller_error("Attach", &s)),
         Ok(Ok(_)) => {}
     }
+    steps.mark("attach");
+    tracing::debug!(container = %r.container_id, ifname = %r.ifname, steps_us = ?steps.done, "ADD done");
 
     let gateway_for = |addr: &str| -> String {
         if let Some(d) = &delegated {
@@ -432,6 +435,26 @@ async fn plumb<P: PortPlugger>(
         routes,
         dns: delegated.and_then(|d| d.dns),
     })
+}
+
+/// Per-step durations of one ADD, logged at debug level for latency work.
+struct Steps {
+    last: std::time::Instant,
+    done: Vec<(&'static str, u128)>,
+}
+
+impl Steps {
+    fn new() -> Self {
+        Steps {
+            last: std::time::Instant::now(),
+            done: Vec::new(),
+        }
+    }
+    fn mark(&mut self, step: &'static str) {
+        let now = std::time::Instant::now();
+        self.done.push((step, (now - self.last).as_micros()));
+        self.last = now;
+    }
 }
 
 fn same_family(a: &str, b: &std::net::IpAddr) -> bool {

@@ -301,11 +301,6 @@ pub fn host_ifname(container_id: &str, ifname: &str) -> String {
     format!("wf{:012x}", fnv1a(container_id, ifname) >> 16)
 }
 
-/// Temporary name of the pod end before it moves into the pod netns and takes `CNI_IFNAME`.
-pub fn peer_tmp_ifname(container_id: &str, ifname: &str) -> String {
-    format!("wp{:012x}", fnv1a(container_id, ifname) >> 16)
-}
-
 fn fnv1a(container_id: &str, ifname: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in container_id.bytes().chain([0u8]).chain(ifname.bytes()) {
@@ -363,7 +358,6 @@ mod tests {
         assert_eq!(a, host_ifname("abc", "net1"));
         assert_ne!(a, host_ifname("abc", "net2"));
         assert_ne!(a, host_ifname("abcn", "et1"));
-        assert_ne!(a, peer_tmp_ifname("abc", "net1"));
         assert!(weft_cni::parse::valid_ifname(&a));
     }
 }
