@@ -247,24 +247,26 @@ mod tests {
         }
     }
 
+    /// The corpus holds named seeds (`seed-*` from our codec, `ofctl-*` from ovs-ofctl), which
+    /// must all parse, and inputs the fuzzer found (named by their SHA-1), most of them invalid.
     #[test]
     fn committed_decode_corpus_passes_the_oracle() {
-        let files = corpus("decode_message");
-        assert!(!files.is_empty());
-        let parsed = files.iter().filter(|f| Message::parse(f).is_ok()).count();
-        // A corpus of only garbage would not exercise the round trip.
-        assert!(
-            parsed * 2 >= files.len(),
-            "{parsed} of {} parse",
-            files.len()
-        );
-        files.iter().for_each(|f| check_message(f));
+        let files = named_corpus("decode_message");
+        assert!(files.len() < 300, "minimise the corpus");
+        let seeds = files.iter().filter(|(n, _)| n.starts_with("seed-")).count();
+        assert!(seeds >= 40);
+        for (name, bytes) in &files {
+            if name.starts_with("seed-") {
+                assert!(Message::parse(bytes).is_ok(), "{name}");
+            }
+            check_message(bytes);
+        }
     }
 
     #[test]
     fn committed_framer_corpus_passes_the_oracle() {
         let files = corpus("framer");
-        assert!(!files.is_empty());
+        assert!(!files.is_empty() && files.len() < 300);
         files.iter().for_each(|f| check_framer(f));
     }
 
