@@ -243,6 +243,62 @@ impl<'m> Index<'m> {
             .map(|n| (n.clone(), self.switch_state(n)))
             .collect()
     }
+
+    /// The flows and groups one network contributes to `node`'s switch (empty when the node has
+    /// no member of it). A switch's state is the table-miss flows plus these, per network, so a
+    /// change to one network can be recomputed alone.
+    pub fn network_state(&self, node: &str, key: &NetworkKey) -> SwitchState {
+        let mut st = SwitchState::default();
+        let Some(net) = self.model.networks.get(key) else {
+            return st;
+        };
+        let members = self.by_network.get(key).map(Vec::as_slice).unwrap_or(&[]);
+        let mut local = false;
+        for a in members.iter().filter(|a| a.node == node) {
+            local = true;
+            port_flows(&mut st, net, a);
+        }
+        if local {
+            let tunnels = self.model.nodes.get(node).map(|n| &n.tunnel_ports);
+            network_flows(&mut st, net, node, members, |peer| {
+                tunnels.and_then(|t| t.get(peer)).copied()
+            });
+        }
+        st
+    }
+
+    /// Nodes with at least one member of `key`.
+    pub fn nodes_of(&self, key: &NetworkKey) -> Vec<&'m str> {
+        let mut v: Vec<&str> = self
+            .by_network
+            .get(key)
+            .map(|m| m.iter().map(|a| a.node.as_str()).collect())
+            .unwrap_or_default();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// The per-switch changes one network's change causes: only nodes that had or have members of it
+/// are touched, and only that network's flows are computed.
+pub fn network_delta(
+    old: &Index<'_>,
+    new: &Index<'_>,
+    key: &NetworkKey,
+) -> BTreeMap<String, crate::diff::Delta> {
+    let mut nodes = old.nodes_of(key);
+    nodes.extend(new.nodes_of(key));
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes
+        .into_iter()
+        .map(|n| {
+            let d = crate::diff::diff(&old.network_state(n, key), &new.network_state(n, key));
+            (n.to_string(), d)
+        })
+        .filter(|(_, d)| !d.is_empty())
+        .collect()
 }
 
 /// Convenience: the desired state of one switch.
