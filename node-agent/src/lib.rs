@@ -5,3 +5,4 @@ pub mod bridge;
 pub mod cni;
 pub mod netlink;
 pub mod ovsdb;
+pub mod tunnels;

@@ -15,6 +15,9 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use tokio::task::JoinHandle;
 
+mod vxlan;
+pub use vxlan::{LinkDetail, MAX_ALIAS, VxlanParams, VxlanSpec};
+
 const ENODEV: i32 = 19;
 const EEXIST: i32 = 17;
 const ENOENT: i32 = 2;
