@@ -262,17 +262,30 @@ pub fn switch_connected(lab: &LabState, node: &str) -> bool {
     .is_ok_and(|o| o.lines().any(|l| l.trim() == "true"))
 }
 
-/// Tunnel ports on `node`'s bridge: every port that is not a pod port (`wf...`).
+/// Tunnel ports on `node`'s bridge that OVS has given an OpenFlow port number: interfaces the
+/// agent marked `weft.dev/owner=tunnel` (with `weft.dev/peer=<node>`).
 pub fn tunnel_ports(lab: &LabState, node: &str) -> Vec<String> {
-    vsctl(lab, node, &["list-ports", BRIDGE])
-        .map(|o| {
-            o.lines()
-                .map(str::trim)
-                .filter(|p| !p.is_empty() && !p.starts_with("wf"))
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
+    vsctl(
+        lab,
+        node,
+        &[
+            "--format=csv",
+            "--data=bare",
+            "--no-headings",
+            "--columns=name,ofport",
+            "find",
+            "Interface",
+            "external_ids:weft.dev/owner=tunnel",
+        ],
+    )
+    .map(|o| {
+        o.lines()
+            .filter_map(|l| l.split_once(','))
+            .filter(|(_, port)| port.trim().parse::<i64>().is_ok_and(|p| p > 0))
+            .map(|(name, _)| name.trim().to_string())
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// Waits until every node has a tunnel port per other node.
