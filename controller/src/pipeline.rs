@@ -14,6 +14,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
+use foldhash::fast::RandomState as FastHash;
+
 use weft_openflow::wire::{
     Action, Bucket, GroupType, Instruction, Match, OFPVID_PRESENT, OxmField,
 };
@@ -86,10 +88,14 @@ pub struct GroupValue {
     pub buckets: Vec<Bucket>,
 }
 
+/// Flow table of one switch. foldhash rather than SipHash: keys are ours (no flooding risk) and
+/// hashing dominated the full computation.
+pub type FlowMap = HashMap<FlowKey, FlowValue, FastHash>;
+
 /// The flows and groups of one switch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SwitchState {
-    pub flows: HashMap<FlowKey, FlowValue>,
+    pub flows: FlowMap,
     pub groups: BTreeMap<u32, GroupValue>,
 }
 
@@ -186,14 +192,14 @@ pub fn canonical_instructions(mut ins: Vec<Instruction>) -> Vec<Instruction> {
 /// Attachments grouped the ways the pipeline needs, built once per computation.
 pub struct Index<'m> {
     model: &'m Model,
-    by_network: HashMap<&'m NetworkKey, Vec<&'m Attachment>>,
-    by_node: HashMap<&'m str, Vec<&'m Attachment>>,
+    by_network: HashMap<&'m NetworkKey, Vec<&'m Attachment>, FastHash>,
+    by_node: HashMap<&'m str, Vec<&'m Attachment>, FastHash>,
 }
 
 impl<'m> Index<'m> {
     pub fn new(model: &'m Model) -> Self {
-        let mut by_network: HashMap<&NetworkKey, Vec<&Attachment>> = HashMap::new();
-        let mut by_node: HashMap<&str, Vec<&Attachment>> = HashMap::new();
+        let mut by_network: HashMap<&NetworkKey, Vec<&Attachment>, FastHash> = HashMap::default();
+        let mut by_node: HashMap<&str, Vec<&Attachment>, FastHash> = HashMap::default();
         for a in model.attachments.values() {
             if model.networks.contains_key(&a.network) {
                 by_network.entry(&a.network).or_default().push(a);
@@ -209,27 +215,46 @@ impl<'m> Index<'m> {
 
     /// The desired state of `node`'s switch.
     pub fn switch_state(&self, node: &str) -> SwitchState {
-        let mut st = SwitchState::default();
+        let local = self.by_node.get(node).map(Vec::as_slice).unwrap_or(&[]);
+        let mut networks: Vec<&NetworkKey> = local.iter().map(|a| &a.network).collect();
+        networks.sort_unstable();
+        networks.dedup();
+        let members = |key: &NetworkKey| self.by_network.get(key).map_or(0, Vec::len);
+        // Sized up front: growing a multi-million-entry map rehashes it several times.
+        let estimate = table::ALL.len()
+            + local.len() * 5
+            + networks.iter().map(|k| members(k) + 4).sum::<usize>();
+        let mut st = SwitchState {
+            flows: FlowMap::with_capacity_and_hasher(estimate, FastHash::default()),
+            groups: BTreeMap::new(),
+        };
         for t in table::ALL {
             st.flow(t, priority::MISS, vec![], cookie(0), vec![]);
         }
-        let local = self.by_node.get(node).map(Vec::as_slice).unwrap_or(&[]);
-        let mut networks: Vec<&NetworkKey> = local.iter().map(|a| &a.network).collect();
-        networks.sort();
-        networks.dedup();
         for a in local {
             if let Some(net) = self.model.networks.get(&a.network) {
                 port_flows(&mut st, net, a);
             }
         }
-        let tunnels = self.model.nodes.get(node).map(|n| &n.tunnel_ports);
+        // The node's tunnels by peer, hashed once instead of a tree lookup per remote member.
+        let tunnels: HashMap<&str, u32, FastHash> = self
+            .model
+            .nodes
+            .get(node)
+            .map(|n| {
+                n.tunnel_ports
+                    .iter()
+                    .map(|(p, t)| (p.as_str(), *t))
+                    .collect()
+            })
+            .unwrap_or_default();
         for key in networks {
             let Some(net) = self.model.networks.get(key) else {
                 continue;
             };
             let members = self.by_network.get(key).map(Vec::as_slice).unwrap_or(&[]);
             network_flows(&mut st, net, node, members, |peer| {
-                tunnels.and_then(|t| t.get(peer)).copied()
+                tunnels.get(peer).copied()
             });
         }
         st
