@@ -121,19 +121,29 @@ impl<P> Clone for CniService<P> {
 impl<P: PortPlugger> CniService<P> {
     /// Needs a tokio runtime (opens a netlink socket in the host namespace).
     pub async fn new(cfg: CniConfig, ports: P) -> Result<Self, CniServerError> {
+        let channel = Endpoint::from_shared(cfg.controller.clone())
+            .map_err(|e| CniServerError::Controller(cfg.controller.clone(), e.to_string()))?
+            .connect_timeout(Duration::from_secs(2))
+            .connect_lazy();
+        Self::with_controller(cfg, ports, NodeControlClient::new(channel)).await
+    }
+
+    /// Like [`CniService::new`] with a controller client made by the caller (e.g. over mutual
+    /// TLS, shared with the agent's controller link); `cfg.controller` is then only logged.
+    pub async fn with_controller(
+        cfg: CniConfig,
+        ports: P,
+        controller: NodeControlClient<Channel>,
+    ) -> Result<Self, CniServerError> {
         let host = match &cfg.host_netns {
             Some(p) => Netlink::in_netns(p).await?,
             None => Netlink::current()?,
         };
         let state = StateDir::new(&cfg.state_dir)
             .map_err(|e| CniServerError::State(cfg.state_dir.clone(), e))?;
-        let channel = Endpoint::from_shared(cfg.controller.clone())
-            .map_err(|e| CniServerError::Controller(cfg.controller.clone(), e.to_string()))?
-            .connect_timeout(Duration::from_secs(2))
-            .connect_lazy();
         Ok(CniService {
             inner: Arc::new(Inner {
-                controller: NodeControlClient::new(channel),
+                controller,
                 cfg,
                 ports,
                 host,
