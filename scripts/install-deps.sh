@@ -14,6 +14,9 @@ command -v go >/dev/null 2>&1 || need+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/containernetworking/cni/libcni ] || need+=(golang-github-appc-cni-dev)
 [ -x /usr/lib/cni/host-local ] || need+=(containernetworking-plugins)
 
+# Lab demo, end-to-end tests and bench/: ping and arping inside lab pods, iperf3 for throughput.
+command -v ping >/dev/null 2>&1 || need+=(iputils-ping); command -v arping >/dev/null 2>&1 || need+=(iputils-arping); command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
+
 if [ ${#need[@]} -eq 0 ]; then
     echo "install-deps: all system packages present"
     exit 0
