@@ -55,6 +55,17 @@ pub fn render(store: &ModelStore, stats: &SouthboundStats) -> String {
     );
     metric(
         &mut o,
+        "weft_flow_deletes_sent_total",
+        "counter",
+        "Of the FLOW_MODs sent, the deletes (a restart with valid flows sends none).",
+    );
+    let _ = writeln!(
+        o,
+        "weft_flow_deletes_sent_total {}",
+        stats.flow_deletes_sent.load(Ordering::Relaxed)
+    );
+    metric(
+        &mut o,
         "weft_group_mods_sent_total",
         "counter",
         "GROUP_MOD messages sent to switches.",

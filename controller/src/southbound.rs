@@ -42,6 +42,9 @@ impl Default for ReconcileOptions {
 pub struct SouthboundStats {
     pub switches_connected: AtomicU64,
     pub flow_mods_sent: AtomicU64,
+    /// Of `flow_mods_sent`, the deletes: a reconnect or restart that finds valid flows must add
+    /// none here (tests watch it).
+    pub flow_deletes_sent: AtomicU64,
     pub group_mods_sent: AtomicU64,
     pub reconciles: AtomicU64,
     pub reconcile_errors: AtomicU64,
@@ -165,6 +168,7 @@ async fn reconcile_loop(
         let started = Instant::now();
         let desired = Index::new(&snap.model).switch_state(node);
         let delta = diff::diff(&installed, &desired);
+        let flow_deletes = delta.flow_deletes.len();
         let (flow_mods, group_mods) = (
             delta.flow_adds.len() + delta.flow_deletes.len(),
             delta.group_adds.len() + delta.group_modifies.len() + delta.group_deletes.len(),
@@ -179,6 +183,9 @@ async fn reconcile_loop(
                 stats
                     .flow_mods_sent
                     .fetch_add(flow_mods as u64, Ordering::Relaxed);
+                stats
+                    .flow_deletes_sent
+                    .fetch_add(flow_deletes as u64, Ordering::Relaxed);
                 stats
                     .group_mods_sent
                     .fetch_add(group_mods as u64, Ordering::Relaxed);
