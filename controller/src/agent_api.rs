@@ -90,13 +90,35 @@ impl NodeControlService {
             .map(|n| pb::Peer {
                 node_name: n.name.clone(),
                 underlay_ip: n.underlay_ip.to_string(),
-                vni: self.settings.vni,
+                vni: pair_vni(self.settings.vni, node, &n.name),
                 vxlan_port: self.settings.vxlan_port,
                 mtu: self.settings.underlay_mtu,
             })
             .collect();
         pb::NodeConfig { version, peers }
     }
+}
+
+/// The VNI of the tunnel between nodes `a` and `b`: the kernel demultiplexes VXLAN by (VNI, UDP
+/// port) alone, so each of a node's per-peer devices needs its own VNI, and both ends of a pair
+/// must agree. FNV-1a over the cluster's base VNI and the sorted pair, folded to 24 bits (0 is
+/// avoided). Two pairs of one node can collide (about N^2/2^25 per node of N peers); the agent
+/// then reports the later peer's tunnel as failed instead of breaking the other.
+pub fn pair_vni(base: u32, a: &str, b: &str) -> u32 {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = base
+        .to_be_bytes()
+        .into_iter()
+        .chain(lo.bytes())
+        .chain([0u8])
+        .chain(hi.bytes());
+    for byte in bytes {
+        h ^= u64::from(byte);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let v = ((h ^ (h >> 24) ^ (h >> 48)) & 0x00ff_ffff) as u32;
+    v.max(1)
 }
 
 fn bad(msg: impl Into<String>) -> Status {
@@ -343,5 +365,23 @@ impl NodeControl for NodeControlService {
             })
             .map_err(status)?;
         Ok(Response::new(pb::Ack {}))
+    }
+}
+
+#[cfg(test)]
+mod pair_vni_tests {
+    use super::pair_vni;
+
+    #[test]
+    fn pair_vni_is_symmetric_24_bit_and_spread() {
+        assert_eq!(pair_vni(4242, "a", "b"), pair_vni(4242, "b", "a"));
+        assert_ne!(pair_vni(4242, "a", "b"), pair_vni(4243, "a", "b"));
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..200 {
+            let v = pair_vni(4242, "node-0", &format!("node-{i}"));
+            assert!((1..=0x00ff_ffff).contains(&v));
+            seen.insert(v);
+        }
+        assert_eq!(seen.len(), 200);
     }
 }

@@ -114,6 +114,8 @@ pub fn desired(
     let mut out = BTreeMap::new();
     let mut invalid = Vec::new();
     let mut seen = BTreeSet::new();
+    // The kernel demultiplexes VXLAN by (VNI, port): one device per pair.
+    let mut keys: BTreeMap<(u32, u16), String> = BTreeMap::new();
     for p in peers {
         let name = if p.node_name.is_empty() {
             String::new()
@@ -188,6 +190,14 @@ pub fn desired(
             bad(format!("interface name {name} collides with peer {other}"));
             continue;
         }
+        if let Some(other) = keys.get(&(vni, port)) {
+            bad(format!(
+                "VNI {vni} on port {port} is already the tunnel to {other} (the kernel allows one \
+                 VXLAN device per VNI and port)"
+            ));
+            continue;
+        }
+        keys.insert((vni, port), p.node_name.clone());
         out.insert(
             name.clone(),
             TunnelSpec {
@@ -209,10 +219,16 @@ mod tests {
     use super::*;
 
     fn peer(name: &str, ip: &str) -> pb::Peer {
+        // Distinct per name, as the controller's per-pair VNIs are.
+        let vni = 1000
+            + name
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+                % 100_000;
         pb::Peer {
             node_name: name.into(),
             underlay_ip: ip.into(),
-            vni: 0,
+            vni,
             vxlan_port: 0,
             mtu: 0,
         }
@@ -254,6 +270,7 @@ mod tests {
         tiny.mtu = 20;
         let mut ok = peer("b", "10.0.0.2");
         ok.mtu = 1400;
+        ok.vni = 0;
         let peers = vec![
             ok,
             peer("c", "10.0.0.3"),
@@ -288,6 +305,23 @@ mod tests {
         let v6 = invalid.iter().find(|i| i.peer == "v6").unwrap();
         assert!(v6.why.contains("IPv6"), "{}", v6.why);
         assert_eq!(v6.name, tunnel_ifname("v6"));
+    }
+
+    #[test]
+    fn tunnels_sharing_a_vni_and_port_are_refused() {
+        let local: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut b = peer("b", "10.0.0.2");
+        b.vni = 7;
+        let mut c = peer("c", "10.0.0.3");
+        c.vni = 7;
+        let mut d = peer("d", "10.0.0.4");
+        d.vni = 7;
+        d.vxlan_port = 8472;
+        let (want, invalid) = desired("a", local, Defaults::default(), &[b, c, d]);
+        assert_eq!(want.len(), 2);
+        assert_eq!(invalid.len(), 1);
+        assert_eq!(invalid[0].peer, "c");
+        assert!(invalid[0].why.contains("tunnel to b"), "{}", invalid[0].why);
     }
 
     #[test]
