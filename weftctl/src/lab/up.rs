@@ -174,5 +174,28 @@ pub fn remove_node(lab_name: &str, node: &str, force: bool) -> Result<()> {
     let _ = std::fs::remove_dir_all(lab.node_dir(node));
     lab.nodes.remove(node);
     lab.save()?;
-    Ok(())
+    forget_node(&lab, node)
+}
+
+/// Tells the controller the node is gone for good (as deleting a Kubernetes Node would), so it
+/// drops the node's tunnels and flows from every other switch.
+fn forget_node(lab: &LabState, node: &str) -> Result<()> {
+    let r = crate::http::request(
+        &lab.ctl_ns(),
+        lab.rest_addr(),
+        "DELETE",
+        &format!("/v1/nodes/{node}"),
+        None,
+    )?;
+    match r.status {
+        200 | 204 => Ok(()),
+        404 if r.error_message().contains("no such endpoint") => bail!(
+            "node {node} removed from the lab, but this controller has no node removal API \
+             (DELETE /v1/nodes/{{name}}): other switches keep its tunnels and flows"
+        ),
+        s => bail!(
+            "controller refused to forget node {node}: {} ({s})",
+            r.error_message()
+        ),
+    }
 }
