@@ -228,16 +228,18 @@ pub fn start_agent(lab: &mut LabState, node: &str) -> Result<()> {
     let pid = spawn_detached(&n.ns, &bin, &args, &log)?;
     lab.nodes.get_mut(node).context("node vanished")?.agent_pid = pid;
     let start = Instant::now();
+    // Ready = serving CNI and the node's switch reconciled by the controller. (OVS's own
+    // `is_connected` column is rate-limited to one update per ~5 s, too slow to wait on.)
     let ok = wait_until(READY, || {
-        pid_alive(pid) && sock.exists() && switch_connected(lab, node)
+        pid_alive(pid) && sock.exists() && switch_reconciled(lab, node)
     });
     if !ok {
         bail!(
-            "weft-agent on {node} not ready after {:?} (alive: {}, CNI socket: {}, switch connected: {}); log {}:\n{}",
+            "weft-agent on {node} not ready after {:?} (alive: {}, CNI socket: {}, switch reconciled: {}); log {}:\n{}",
             start.elapsed(),
             pid_alive(pid),
             sock.exists(),
-            switch_connected(lab, node),
+            switch_reconciled(lab, node),
             log.display(),
             tail(&log, 20)
         );
@@ -245,7 +247,15 @@ pub fn start_agent(lab: &mut LabState, node: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether `weft0` on `node` has an OpenFlow connection to the controller.
+/// Whether the controller has reconciled `node`'s switch at least once (its metrics list the
+/// node's flow count).
+pub fn switch_reconciled(lab: &LabState, node: &str) -> bool {
+    let series = format!("weft_switch_flows{{node=\"{node}\"}}");
+    super::status::controller_metrics(lab).is_some_and(|m| m.contains_key(&series))
+}
+
+/// Whether `weft0` on `node` has an OpenFlow connection to the controller (as OVS reports it,
+/// updated every few seconds).
 pub fn switch_connected(lab: &LabState, node: &str) -> bool {
     vsctl(
         lab,
