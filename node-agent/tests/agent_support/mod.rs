@@ -127,7 +127,7 @@ impl Node {
                     .split('@')
                     .next()?
                     .to_string();
-                if !l.contains(" vxlan id ") {
+                if !l.contains(" vxlan id ") || !l.contains("alias weft-tunnel") {
                     return None;
                 }
                 let word_after = |w: &str| -> Option<String> {
