@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
+use tonic::transport::ServerTlsConfig;
 use tonic::{Request, Response, Status};
 use weft_proto::agent::v1 as pb;
 use weft_proto::agent::v1::node_control_server::{NodeControl, NodeControlServer};
@@ -127,13 +128,31 @@ impl Ctl {
         }
     }
 
+    /// Ends every open WatchNodeConfig stream with an error (the server stays up).
+    pub fn cut_streams(&self) {
+        self.kill.send_modify(|k| *k += 1);
+    }
+
     /// Serves on `addr` (127.0.0.1:0 for a fresh port).
     pub async fn serve(&self, addr: SocketAddr) -> Server {
+        self.serve_inner(addr, None).await
+    }
+
+    /// Serves over TLS (mutual when `tls` names a client CA).
+    pub async fn serve_tls(&self, addr: SocketAddr, tls: ServerTlsConfig) -> Server {
+        self.serve_inner(addr, Some(tls)).await
+    }
+
+    async fn serve_inner(&self, addr: SocketAddr, tls: Option<ServerTlsConfig>) -> Server {
         let l = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = l.local_addr().unwrap();
         let svc = NodeControlServer::new(self.clone());
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).unwrap();
+        }
         let task = tokio::spawn(async move {
-            let _ = tonic::transport::Server::builder()
+            let _ = builder
                 .add_service(svc)
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l))
                 .await;
