@@ -7,6 +7,7 @@
 pub mod agent_api;
 pub mod diff;
 pub mod ipam;
+pub mod k8s;
 pub mod metrics;
 pub mod model;
 pub mod northbound;
