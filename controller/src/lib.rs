@@ -11,6 +11,7 @@ pub mod k8s;
 pub mod metrics;
 pub mod model;
 pub mod northbound;
+pub mod ovs_text;
 pub mod persist;
 pub mod pipeline;
 pub mod sim;

@@ -13,7 +13,6 @@
 //! the next resync.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,12 +21,12 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 use weft_controller::agent_api::{FabricSettings, NodeControlService};
 use weft_controller::northbound::{Api, rest};
+use weft_controller::ovs_text;
 use weft_controller::persist::RedbStore;
-use weft_controller::pipeline::{FlowKey, FlowValue, Index};
+use weft_controller::pipeline::Index;
 use weft_controller::southbound::{self, ReconcileOptions, SouthboundStats};
 use weft_controller::store::ModelStore;
 use weft_openflow::session::{SessionConfig, SwitchListener};
-use weft_openflow::wire::{Action, Instruction, OFPVID_PRESENT, OxmField};
 use weft_proto::agent::v1 as pb;
 use weft_proto::agent::v1::node_control_server::NodeControl;
 use weft_testbed::{NetNs, OvsSandbox, privileged_or_skip, veth_pair};
@@ -148,75 +147,6 @@ impl Controller {
     }
 }
 
-/// A desired flow in `ovs-ofctl` flow syntax (only the fields and actions the pipeline uses;
-/// anything else fails the test so the formatter cannot silently drop a field).
-fn ovs_flow(key: &FlowKey, value: &FlowValue) -> String {
-    let mut s = format!(
-        "table={},priority={},cookie={:#x}",
-        key.table, key.priority, value.cookie
-    );
-    for f in &key.r#match.fields {
-        let mac = |m: &[u8; 6]| {
-            m.iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":")
-        };
-        let _ = match f {
-            OxmField::InPort(p) => write!(s, ",in_port={p}"),
-            OxmField::Metadata { value, mask } => match mask {
-                Some(m) => write!(s, ",metadata={value:#x}/{m:#x}"),
-                None => write!(s, ",metadata={value:#x}"),
-            },
-            OxmField::EthDst { value, mask } => match mask {
-                Some(m) => write!(s, ",dl_dst={}/{}", mac(value), mac(m)),
-                None => write!(s, ",dl_dst={}", mac(value)),
-            },
-            OxmField::EthSrc { value, mask: None } => write!(s, ",dl_src={}", mac(value)),
-            OxmField::EthType(t) => write!(s, ",dl_type={t:#06x}"),
-            OxmField::VlanVid { value, mask: None } => {
-                write!(s, ",dl_vlan={}", value & !OFPVID_PRESENT)
-            }
-            OxmField::ArpSpa { value, mask: None } => write!(s, ",arp_spa={value}"),
-            OxmField::ArpSha { value, mask: None } => write!(s, ",arp_sha={}", mac(value)),
-            OxmField::Ipv4Src { value, mask: None } => write!(s, ",nw_src={value}"),
-            OxmField::Ipv6Src { value, mask } => match mask {
-                Some(m) => write!(s, ",ipv6_src={value}/{m}"),
-                None => write!(s, ",ipv6_src={value}"),
-            },
-            other => panic!("formatter lacks {other:?}"),
-        };
-    }
-    let mut acts = Vec::new();
-    for i in &value.instructions {
-        match i {
-            Instruction::ApplyActions(a) => acts.extend(a.iter().map(ovs_action)),
-            Instruction::WriteMetadata { metadata, mask } => {
-                acts.push(format!("write_metadata:{metadata:#x}/{mask:#x}"))
-            }
-            Instruction::GotoTable(t) => acts.push(format!("goto_table:{t}")),
-            other => panic!("formatter lacks {other:?}"),
-        }
-    }
-    if acts.is_empty() {
-        acts.push("drop".into());
-    }
-    format!("{s} actions={}", acts.join(","))
-}
-
-fn ovs_action(a: &Action) -> String {
-    match a {
-        Action::Output { port, .. } => format!("output:{port}"),
-        Action::Group(g) => format!("group:{g}"),
-        Action::PushVlan(t) => format!("push_vlan:{t:#06x}"),
-        Action::PopVlan => "pop_vlan".into(),
-        Action::SetField(OxmField::VlanVid { value, mask: None }) => {
-            format!("set_field:{value}->vlan_vid")
-        }
-        other => panic!("formatter lacks {other:?}"),
-    }
-}
-
 /// `ovs-ofctl diff-flows BRIDGE FILE` between what the bridge holds and the desired flows
 /// of `node`; empty when they are equal.
 fn diff_flows(sb: &OvsSandbox, bridge: &str, store: &ModelStore, node: &str, dir: &Path) -> String {
@@ -224,7 +154,7 @@ fn diff_flows(sb: &OvsSandbox, bridge: &str, store: &ModelStore, node: &str, dir
     let desired = Index::new(&snap.model).switch_state(node);
     let mut text = String::new();
     for (k, v) in &desired.flows {
-        text.push_str(&ovs_flow(k, v));
+        text.push_str(&ovs_text::flow(k, v).unwrap());
         text.push('\n');
     }
     let file = dir.join(format!("desired-{bridge}.txt"));
