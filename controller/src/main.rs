@@ -68,9 +68,25 @@ struct Args {
     /// Seconds an attachment waits for switches to confirm its flows.
     #[arg(long, env = "WEFT_CONFIRM_TIMEOUT", default_value_t = 10.0)]
     confirm_timeout: f64,
+    /// Where intents and state live: standalone (northbound API + state file) or kubernetes
+    /// (VirtualNetwork resources, state in the API server, leader election on a Lease).
+    #[arg(long, env = "WEFT_MODE", value_enum, default_value = "standalone")]
+    mode: Mode,
+    /// Kubernetes mode: this replica's name in the Lease (the pod name).
+    #[arg(long, env = "WEFT_POD_NAME", default_value = "weft-controller")]
+    pod_name: String,
+    /// Kubernetes mode: namespace of the leader-election Lease (the controller's own).
+    #[arg(long, env = "WEFT_POD_NAMESPACE", default_value = "weft-system")]
+    lease_namespace: String,
     /// Log format: text or json.
     #[arg(long, env = "WEFT_LOG_FORMAT", default_value = "text")]
     log_format: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Standalone,
+    Kubernetes,
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -99,22 +115,25 @@ async fn main() -> anyhow::Result<()> {
     init_logs(&args.log_format)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    if let Some(dir) = args
-        .state_file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating state directory {}", dir.display()))?;
-    }
-    let db = RedbStore::open(&args.state_file)?;
-    let (model, version) = db.load()?;
-    tracing::info!(
-        state = %args.state_file.display(), version,
-        networks = model.networks.len(), attachments = model.attachments.len(),
-        "state loaded"
-    );
-    let store = Arc::new(ModelStore::new(model, version, Some(Box::new(db))));
+    let (store, mut kube) = match args.mode {
+        Mode::Standalone => (open_state_file(&args)?, None),
+        Mode::Kubernetes => {
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+            let who = weft_controller::k8s::runtime::Identity {
+                namespace: args.lease_namespace.clone(),
+                lease: "weft-controller".into(),
+                name: args.pod_name.clone(),
+            };
+            let opts = weft_controller::k8s::Options {
+                instance: args.pod_name.clone(),
+                ..Default::default()
+            };
+            let (store, running) = weft_controller::k8s::runtime::start(client, who, opts).await?;
+            (store, Some(running))
+        }
+    };
     let stats = Arc::new(SouthboundStats::default());
 
     let session = SessionConfig {
@@ -167,9 +186,42 @@ async fn main() -> anyhow::Result<()> {
         r = weft_controller::metrics::serve(args.metrics_listen, store.clone(), stats.clone()) => {
             r.with_context(|| format!("metrics on {}", args.metrics_listen))?
         }
+        stopped = async {
+            match kube.as_mut() {
+                Some(k) => k.run().await,
+                None => std::future::pending().await,
+            }
+        } => anyhow::bail!("{stopped}; exiting so a standby takes over (switches keep their flows)"),
         _ = shutdown_signal() => tracing::info!("shutting down; switches keep their flows"),
     }
+    if let Some(k) = kube.as_mut() {
+        k.release().await;
+    }
     Ok(())
+}
+
+/// Standalone mode's state: the model in a redb file, created if missing.
+fn open_state_file(args: &Args) -> anyhow::Result<Arc<ModelStore>> {
+    if let Some(dir) = args
+        .state_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating state directory {}", dir.display()))?;
+    }
+    let db = RedbStore::open(&args.state_file)?;
+    let (model, version) = db.load()?;
+    tracing::info!(
+        state = %args.state_file.display(), version,
+        networks = model.networks.len(), attachments = model.attachments.len(),
+        "state loaded"
+    );
+    Ok(Arc::new(ModelStore::new(
+        model,
+        version,
+        Some(Box::new(db)),
+    )))
 }
 
 async fn shutdown_signal() {

@@ -18,6 +18,7 @@ pub mod gc;
 pub mod leader;
 pub mod nad;
 pub mod reconcile;
+pub mod runtime;
 
 use std::future::Future;
 use std::sync::Arc;
