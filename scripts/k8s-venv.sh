@@ -8,6 +8,10 @@ venv="${WEFT_K8S_VENV:-$PWD/target/venv-k8s}"
 # Pinned: the emulator harness (controller/tests/kmock) adapts kmock's internals.
 pkgs=(kmock==0.8 jsonpatch==1.33 kubernetes-validate==1.37.0 PyYAML==6.0.3)
 stamp="$venv/.weft-pkgs"
+# Tests run in parallel and may all ask at once: one creates, the others wait.
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
 if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "${pkgs[*]}" ]; then
     echo "$venv/bin/python"
     exit 0
