@@ -35,6 +35,25 @@ async fn bad_peers_and_foreign_names_are_reported_and_retried() {
     let a = &f.nodes[0];
     a.ns.exec(&["ip", "link", "add", &ac, "type", "bridge"])
         .unwrap();
+    // ... and a foreign VXLAN device holding the VNI and port of the tunnel to node-d.
+    a.ns.exec(&[
+        "ip",
+        "link",
+        "add",
+        "fvx80",
+        "type",
+        "vxlan",
+        "id",
+        "80",
+        "local",
+        "10.200.0.1",
+        "remote",
+        "10.200.0.80",
+        "dstport",
+        "4789",
+    ])
+    .unwrap();
+    let ad = tunnel_ifname("node-d");
     let foreign_index =
         a.ns.exec(&["cat", &format!("/sys/class/net/{ac}/ifindex")])
             .unwrap();
@@ -64,6 +83,7 @@ async fn bad_peers_and_foreign_names_are_reported_and_retried() {
                 peer("node-c", "10.200.0.3", 77),
                 peer("v6-node", "fd00::5", 78),
                 peer("junk", "not-an-ip", 79),
+                peer("node-d", "10.200.0.4", 80),
             ],
         );
     });
@@ -71,7 +91,7 @@ async fn bad_peers_and_foreign_names_are_reported_and_retried() {
     f.nodes[0].wait_mesh(&["node-b"]).await;
 
     let st = f.nodes[0]
-        .wait_status("problems", |s| s.problems.len() == 3)
+        .wait_status("problems", |s| s.problems.len() == 4)
         .await;
     assert!(!st.converged);
     assert_eq!(st.problems[&ac].0, "node-c");
@@ -83,6 +103,11 @@ async fn bad_peers_and_foreign_names_are_reported_and_retried() {
     assert!(st.problems[&av6].1.contains("IPv6"), "{:?}", st.problems);
     assert!(
         st.problems[&ajunk].1.contains("not an IP address"),
+        "{:?}",
+        st.problems
+    );
+    assert!(
+        st.problems[&ad].1.contains("VNI 80 on UDP port 4789"),
         "{:?}",
         st.problems
     );
@@ -137,13 +162,14 @@ async fn bad_peers_and_foreign_names_are_reported_and_retried() {
 
     // The foreign objects go away: the retries build the missing tunnels.
     f.nodes[0].ns.exec(&["ip", "link", "del", &ac]).unwrap();
+    f.nodes[0].ns.exec(&["ip", "link", "del", "fvx80"]).unwrap();
     f.nodes[1].ovs.vsctl(&["del-port", BRIDGE, &ba]).unwrap();
-    f.nodes[0].wait_mesh(&["node-b", "node-c"]).await;
+    f.nodes[0].wait_mesh(&["node-b", "node-c", "node-d"]).await;
     f.nodes[1].wait_mesh(&["node-a"]).await;
     let st = f.nodes[0]
         .wait_status("only bad peers left", |s| s.problems.len() == 2)
         .await;
-    assert!(!st.problems.contains_key(&ac));
+    assert!(!st.problems.contains_key(&ac) && !st.problems.contains_key(&ad));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -204,25 +204,7 @@ impl<T: Transact> Tunnels<T> {
                 }
                 Action::CreateDevice { spec, reason } => {
                     tracing::info!(tunnel = %name, peer = %spec.peer, remote = %spec.remote, vni = spec.vni, %reason, "creating tunnel device");
-                    self.netlink
-                        .add_vxlan(&VxlanSpec {
-                            name: spec.name.clone(),
-                            vni: spec.vni,
-                            local: spec.local,
-                            remote: spec.remote,
-                            port: spec.port,
-                            mtu: spec.mtu,
-                            alias: spec.alias(),
-                        })
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| {
-                            if e.is_exists() {
-                                format!("a link named {name} appeared concurrently: {e}")
-                            } else {
-                                e.to_string()
-                            }
-                        })
+                    self.create_device(spec).await
                 }
                 Action::FixDevice { index, mtu, .. } => {
                     tracing::info!(tunnel = %name, index, ?mtu, "repairing tunnel device in place");
@@ -249,6 +231,37 @@ impl<T: Transact> Tunnels<T> {
             .collect();
         self.add_ports(&add, &mut failed).await;
         failed
+    }
+
+    async fn create_device(&self, spec: &TunnelSpec) -> Result<(), String> {
+        let res = self
+            .netlink
+            .add_vxlan(&VxlanSpec {
+                name: spec.name.clone(),
+                vni: spec.vni,
+                local: spec.local,
+                remote: spec.remote,
+                port: spec.port,
+                mtu: spec.mtu,
+                alias: spec.alias(),
+            })
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // EEXIST means either the name or the (VNI, port) pair is taken; say which.
+            Err(e) if e.is_exists() => match self.netlink.link(&spec.name).await {
+                Ok(Some(_)) => Err(format!(
+                    "a link named {} appeared concurrently: {e}",
+                    spec.name
+                )),
+                _ => Err(format!(
+                    "VNI {} on UDP port {} is already used by another VXLAN device in this \
+                     namespace: {e}",
+                    spec.vni, spec.port
+                )),
+            },
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// Removes ports from whichever bridge holds them: one transaction, or one per port when
