@@ -98,10 +98,9 @@ impl Client {
         let mut gen_rx = self.shared.generation.subscribe();
         let wait = async {
             loop {
-                if let Some(c) = self.shared.state.lock().await.conn.clone() {
-                    if !c.is_closed() {
-                        return Ok(c);
-                    }
+                let conn = self.shared.state.lock().await.conn.clone();
+                if let Some(c) = conn.filter(|c| !c.is_closed()) {
+                    return Ok(c);
                 }
                 if gen_rx.changed().await.is_err() {
                     return Err(Error::Disconnected("client stopped".into()));
