@@ -65,7 +65,7 @@ impl Hello {
             let pad = pad8(len).min(r.remaining());
             r.skip(pad)?;
             if typ == HELLO_ELEM_VERSIONBITMAP {
-                if (len - 4) % 4 != 0 {
+                if !(len - 4).is_multiple_of(4) {
                     return Err(Error::BadLength {
                         what: "hello version bitmap",
                         len,

@@ -43,7 +43,7 @@ impl Bucket {
 
     fn parse(r: &mut Reader<'_>) -> Result<Bucket> {
         let len = r.u16()? as usize;
-        if len < 16 || len % 8 != 0 {
+        if len < 16 || !len.is_multiple_of(8) {
             return Err(Error::BadLength {
                 what: "bucket",
                 len,
@@ -179,7 +179,7 @@ pub struct GroupStats {
 impl GroupStats {
     pub(crate) fn parse(r: &mut Reader<'_>) -> Result<GroupStats> {
         let len = r.u16()? as usize;
-        if len < 40 || (len - 40) % 16 != 0 {
+        if len < 40 || !(len - 40).is_multiple_of(16) {
             return Err(Error::BadLength {
                 what: "group stats",
                 len,

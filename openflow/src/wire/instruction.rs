@@ -39,7 +39,7 @@ impl Instruction {
     pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Instruction> {
         let typ = r.u16()?;
         let len = r.u16()? as usize;
-        if len < 8 || len % 8 != 0 {
+        if len < 8 || !len.is_multiple_of(8) {
             return Err(Error::BadLength {
                 what: "instruction",
                 len,

@@ -41,7 +41,7 @@ impl MeterBand {
     fn parse(r: &mut Reader<'_>) -> Result<MeterBand> {
         let typ = r.u16()?;
         let len = r.u16()? as usize;
-        if len < 16 || len % 8 != 0 {
+        if len < 16 || !len.is_multiple_of(8) {
             return Err(Error::BadLength {
                 what: "meter band",
                 len,
@@ -115,7 +115,7 @@ impl MeterBand {
             }
         }
         let len = buf.len() - start;
-        if len % 8 != 0 {
+        if !len.is_multiple_of(8) {
             return Err(Error::BadLength {
                 what: "meter band",
                 len,

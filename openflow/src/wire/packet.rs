@@ -71,7 +71,7 @@ impl PacketOut {
         let in_port = r.u32()?;
         let actions_len = r.u16()? as usize;
         r.skip(6)?;
-        if actions_len % 8 != 0 {
+        if !actions_len.is_multiple_of(8) {
             return Err(Error::BadLength {
                 what: "packet-out actions",
                 len: actions_len,

@@ -69,7 +69,7 @@ impl PortDesc {
     }
 
     pub(crate) fn parse_list(r: &mut Reader<'_>) -> Result<Vec<PortDesc>> {
-        if r.remaining() % Self::LEN != 0 {
+        if !r.remaining().is_multiple_of(Self::LEN) {
             return Err(Error::BadLength {
                 what: "port description list",
                 len: r.remaining(),
