@@ -93,7 +93,6 @@ fn main() -> anyhow::Result<()> {
     sb.add_bridge_netdev("br0")?;
     let rt = tokio::runtime::Runtime::new()?;
     let std_listener = ns.run_in(|| std::net::TcpListener::bind("127.0.0.1:0"))??;
-    std_listener.set_nonblocking(true)?;
     let port = std_listener.local_addr()?.port();
     let config = SessionConfig {
         dead_after: Duration::from_secs(60),

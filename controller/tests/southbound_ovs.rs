@@ -70,7 +70,6 @@ impl Controller {
                 .run_in(move || std::net::TcpListener::bind(("127.0.0.1", port)))
                 .unwrap()
                 .unwrap();
-            std_listener.set_nonblocking(true).unwrap();
             let listener = {
                 let _g = rt.enter();
                 SwitchListener::from_std(std_listener, session.clone()).unwrap()

@@ -8,7 +8,6 @@
 //! killing the switch is noticed within the keepalive window.
 
 use std::collections::BTreeSet;
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use weft_openflow::session::{SessionConfig, SessionError, Switch, SwitchEvent, SwitchListener};
@@ -20,19 +19,12 @@ use weft_testbed::{NetNs, OvsSandbox, privileged_or_skip};
 
 const DPID: u64 = 0x0000_00ab_cdef_0001;
 
-/// Binds a TCP listener inside `ns` (from a helper thread that enters the namespace), so the
-/// switch in that namespace reaches it on its own loopback.
+/// Binds a TCP listener inside `ns`, so the switch in that namespace reaches it on its own
+/// loopback.
 fn listen_in(ns: &NetNs) -> std::net::TcpListener {
-    let path = format!("/var/run/netns/{}", ns.name());
-    std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).expect("open netns");
-        // SAFETY: setns on a valid namespace fd affects only this short-lived thread.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        std::net::TcpListener::bind("127.0.0.1:0").expect("bind in netns")
-    })
-    .join()
-    .expect("listener thread")
+    ns.run_in(|| std::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("thread in netns")
+        .expect("bind in netns")
 }
 
 fn config() -> SessionConfig {
