@@ -5,6 +5,7 @@
 //! simulator the tests use to prove isolation and reachability.
 
 pub mod agent_api;
+pub mod changes;
 pub mod diff;
 pub mod ipam;
 pub mod k8s;

@@ -77,6 +77,17 @@ pub fn render(store: &ModelStore, stats: &SouthboundStats) -> String {
     );
     metric(
         &mut o,
+        "weft_reconciles_skipped_total",
+        "counter",
+        "Reconciles whose model change did not concern the switch (nothing recomputed).",
+    );
+    let _ = writeln!(
+        o,
+        "weft_reconciles_skipped_total {}",
+        stats.reconciles_skipped.load(Ordering::Relaxed)
+    );
+    metric(
+        &mut o,
         "weft_reconcile_errors_total",
         "counter",
         "Reconciles a switch rejected.",

@@ -189,28 +189,64 @@ pub fn canonical_instructions(mut ins: Vec<Instruction>) -> Vec<Instruction> {
     ins
 }
 
+/// A member of a network: the attachment and the dense number of its node, so the hot loops
+/// compare integers instead of node names.
+#[derive(Clone, Copy)]
+struct Member<'m> {
+    node: usize,
+    att: &'m Attachment,
+}
+
 /// Attachments grouped the ways the pipeline needs, built once per computation.
 pub struct Index<'m> {
     model: &'m Model,
-    by_network: HashMap<&'m NetworkKey, Vec<&'m Attachment>, FastHash>,
+    /// Node name -> dense number (its rank in the model's node order).
+    node_ids: HashMap<&'m str, usize, FastHash>,
+    by_network: HashMap<&'m NetworkKey, Vec<Member<'m>>, FastHash>,
     by_node: HashMap<&'m str, Vec<&'m Attachment>, FastHash>,
 }
 
 impl<'m> Index<'m> {
     pub fn new(model: &'m Model) -> Self {
-        let mut by_network: HashMap<&NetworkKey, Vec<&Attachment>, FastHash> = HashMap::default();
+        let node_ids: HashMap<&str, usize, FastHash> = model
+            .nodes
+            .keys()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let mut by_network: HashMap<&NetworkKey, Vec<Member>, FastHash> = HashMap::default();
         let mut by_node: HashMap<&str, Vec<&Attachment>, FastHash> = HashMap::default();
         for a in model.attachments.values() {
             if model.networks.contains_key(&a.network) {
-                by_network.entry(&a.network).or_default().push(a);
+                // Attachments of unregistered nodes still count as members (usize::MAX: no
+                // switch, no tunnel), as they always did.
+                let node = node_ids.get(a.node.as_str()).copied().unwrap_or(usize::MAX);
+                by_network
+                    .entry(&a.network)
+                    .or_default()
+                    .push(Member { node, att: a });
                 by_node.entry(a.node.as_str()).or_default().push(a);
             }
         }
         Index {
             model,
+            node_ids,
             by_network,
             by_node,
         }
+    }
+
+    /// `node`'s tunnel port to each peer, indexed by the peer's dense number.
+    fn tunnels_of(&self, node: &str) -> Vec<Option<u32>> {
+        let mut t = vec![None; self.node_ids.len()];
+        if let Some(n) = self.model.nodes.get(node) {
+            for (peer, port) in &n.tunnel_ports {
+                if let Some(i) = self.node_ids.get(peer.as_str()) {
+                    t[*i] = Some(*port);
+                }
+            }
+        }
+        t
     }
 
     /// The desired state of `node`'s switch.
@@ -223,7 +259,9 @@ impl<'m> Index<'m> {
         // Sized up front: growing a multi-million-entry map rehashes it several times.
         let estimate = table::ALL.len()
             + local.len() * 5
-            + networks.iter().map(|k| members(k) + 4).sum::<usize>();
+            // Per network: a forward flow per member, up to one tunnel classifier per member's
+            // node, and the two flood flows.
+            + networks.iter().map(|k| 2 * members(k) + 2).sum::<usize>();
         let mut st = SwitchState {
             flows: FlowMap::with_capacity_and_hasher(estimate, FastHash::default()),
             groups: BTreeMap::new(),
@@ -236,26 +274,16 @@ impl<'m> Index<'m> {
                 port_flows(&mut st, net, a);
             }
         }
-        // The node's tunnels by peer, hashed once instead of a tree lookup per remote member.
-        let tunnels: HashMap<&str, u32, FastHash> = self
-            .model
-            .nodes
-            .get(node)
-            .map(|n| {
-                n.tunnel_ports
-                    .iter()
-                    .map(|(p, t)| (p.as_str(), *t))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let Some(me) = self.node_ids.get(node).copied() else {
+            return st;
+        };
+        let tunnels = self.tunnels_of(node);
         for key in networks {
             let Some(net) = self.model.networks.get(key) else {
                 continue;
             };
             let members = self.by_network.get(key).map(Vec::as_slice).unwrap_or(&[]);
-            network_flows(&mut st, net, node, members, |peer| {
-                tunnels.get(peer).copied()
-            });
+            network_flows(&mut st, net, me, members, &tunnels);
         }
         st
     }
@@ -274,22 +302,36 @@ impl<'m> Index<'m> {
     /// change to one network can be recomputed alone.
     pub fn network_state(&self, node: &str, key: &NetworkKey) -> SwitchState {
         let mut st = SwitchState::default();
-        let Some(net) = self.model.networks.get(key) else {
+        let (Some(net), Some(me)) = (self.model.networks.get(key), self.node_ids.get(node)) else {
             return st;
         };
         let members = self.by_network.get(key).map(Vec::as_slice).unwrap_or(&[]);
         let mut local = false;
-        for a in members.iter().filter(|a| a.node == node) {
+        for m in members.iter().filter(|m| m.node == *me) {
             local = true;
-            port_flows(&mut st, net, a);
+            port_flows(&mut st, net, m.att);
         }
         if local {
-            let tunnels = self.model.nodes.get(node).map(|n| &n.tunnel_ports);
-            network_flows(&mut st, net, node, members, |peer| {
-                tunnels.and_then(|t| t.get(peer)).copied()
-            });
+            // Only the peers holding members are looked up: a full tunnel table per call would
+            // cost more than the network's flows.
+            let ports = self.model.nodes.get(node).map(|n| &n.tunnel_ports);
+            let mut tunnels = vec![None; self.node_ids.len()];
+            for m in members.iter().filter(|m| m.node != *me) {
+                if let Some(t) = tunnels.get_mut(m.node) {
+                    *t = ports.and_then(|p| p.get(m.att.node.as_str())).copied();
+                }
+            }
+            network_flows(&mut st, net, *me, members, &tunnels);
         }
         st
+    }
+
+    /// Networks with a member on `node`.
+    pub fn networks_on(&self, node: &str) -> std::collections::BTreeSet<NetworkKey> {
+        self.by_node
+            .get(node)
+            .map(|v| v.iter().map(|a| a.network.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Nodes with at least one member of `key`.
@@ -297,7 +339,7 @@ impl<'m> Index<'m> {
         let mut v: Vec<&str> = self
             .by_network
             .get(key)
-            .map(|m| m.iter().map(|a| a.node.as_str()).collect())
+            .map(|m| m.iter().map(|m| m.att.node.as_str()).collect())
             .unwrap_or_default();
         v.sort_unstable();
         v.dedup();
@@ -447,24 +489,25 @@ fn port_flows(st: &mut SwitchState, net: &Network, a: &Attachment) {
 }
 
 /// Table 0 tunnel classification, table 2 forwarding and the flood groups of one network on
-/// `node`, which has at least one member of it.
+/// node number `me`, which has at least one member of it; `tunnels` maps peer numbers to ports.
 fn network_flows(
     st: &mut SwitchState,
     net: &Network,
-    node: &str,
-    members: &[&Attachment],
-    tunnel_to: impl Fn(&str) -> Option<u32>,
+    me: usize,
+    members: &[Member<'_>],
+    tunnels: &[Option<u32>],
 ) {
     let s = net.segment;
     let c = cookie(s);
     let mut local_ports = Vec::new();
-    let mut remote_nodes: Vec<(&str, u32)> = Vec::new();
-    for m in members {
+    // Tunnel ports of the nodes holding remote members (one port per peer node).
+    let mut remote_nodes: Vec<u32> = Vec::new();
+    for &Member { node, att: m } in members {
         let dst = OxmField::EthDst {
             value: m.mac,
             mask: None,
         };
-        if m.node == node {
+        if node == me {
             local_ports.push(m.ofport);
             // Local destinations are reachable from pods and from tunnels alike.
             let f = vec![
@@ -476,10 +519,9 @@ fn network_flows(
             ];
             let out = vec![Instruction::ApplyActions(vec![Action::output(m.ofport)])];
             st.flow(table::FORWARD, priority::ENDPOINT, f, c, out);
-        } else if let Some(t) = tunnel_to(&m.node) {
-            if !remote_nodes.iter().any(|(n, _)| *n == m.node) {
-                remote_nodes.push((m.node.as_str(), t));
-            }
+        } else if let Some(t) = tunnels.get(node).copied().flatten() {
+            // Deduplicated after the loop: a linear search here made this quadratic.
+            remote_nodes.push(t);
             // Remote destinations only for frames from local pods: a tunnel frame never
             // goes back into a tunnel.
             let f = vec![
@@ -495,9 +537,10 @@ fn network_flows(
     }
     local_ports.sort_unstable();
     local_ports.dedup();
-    remote_nodes.sort();
+    remote_nodes.sort_unstable();
+    remote_nodes.dedup();
 
-    for (_, t) in &remote_nodes {
+    for t in &remote_nodes {
         let f = vec![
             OxmField::InPort(*t),
             OxmField::VlanVid {
@@ -542,11 +585,7 @@ fn network_flows(
         .map(|p| Bucket::new(vec![Action::output(*p)]))
         .collect();
     let mut all_buckets = local_buckets.clone();
-    all_buckets.extend(
-        remote_nodes
-            .iter()
-            .map(|(_, t)| Bucket::new(tag_actions(s, *t))),
-    );
+    all_buckets.extend(remote_nodes.iter().map(|t| Bucket::new(tag_actions(s, *t))));
     st.groups.insert(
         flood_group(s),
         GroupValue {

@@ -3,10 +3,12 @@
 //! Per switch: on connect, read back what it holds (flow stats and group descriptions) and apply
 //! only the difference — a reconnecting switch is never flushed, so traffic keeps flowing across
 //! controller restarts. Then follow the model: on every change (bursts coalesced) compute the new
-//! desired state and push the delta, in one atomic bundle where the switch supports bundles,
+//! desired state (only when the change concerns this switch: see [`crate::changes`]) and push
+//! the delta, in one atomic bundle where the switch supports bundles,
 //! confirmed by barrier, and report the model version the switch now holds. A periodic read-back
 //! repairs anything changed behind our back (a flow deleted by hand comes back).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,6 +18,7 @@ use weft_openflow::session::{SessionError, Switch, SwitchEvent, SwitchHandle, Sw
 use weft_openflow::wire::{FlowStatsRequest, Message};
 
 use crate::diff::{self, Delta};
+use crate::model::NetworkKey;
 use crate::pipeline::{Index, SwitchState};
 use crate::store::{ModelStore, Snapshot};
 
@@ -47,6 +50,8 @@ pub struct SouthboundStats {
     pub flow_deletes_sent: AtomicU64,
     pub group_mods_sent: AtomicU64,
     pub reconciles: AtomicU64,
+    /// Of `reconciles`, those whose model change did not concern the switch: no recomputation.
+    pub reconciles_skipped: AtomicU64,
     pub reconcile_errors: AtomicU64,
     /// Sum of reconcile durations in microseconds (with `reconciles`, gives the mean).
     pub reconcile_micros: AtomicU64,
@@ -162,12 +167,32 @@ async fn reconcile_loop(
 ) -> Result<(), SessionError> {
     let h = sw.handle.clone();
     let mut installed = read_back(&h).await?;
+    // The desired state as last computed: model version, state, and the networks with members
+    // on this node (what decides whether a later change concerns this switch).
+    let mut computed: Option<(u64, SwitchState, BTreeSet<NetworkKey>)> = None;
     let mut next_resync = Instant::now() + opts.resync_every;
     loop {
         let snap = rx.borrow_and_update().clone();
         let started = Instant::now();
-        let desired = Index::new(&snap.model).switch_state(node);
-        let delta = diff::diff(&installed, &desired);
+        let still_valid = computed.as_ref().is_some_and(|(held, _, mine)| {
+            snap.changes
+                .since(*held, snap.version)
+                .is_some_and(|c| !c.touches(node, mine))
+        });
+        let desired = match computed.as_mut() {
+            Some((held, desired, _)) if still_valid => {
+                stats.reconciles_skipped.fetch_add(1, Ordering::Relaxed);
+                *held = snap.version;
+                &*desired
+            }
+            _ => {
+                let idx = Index::new(&snap.model);
+                let c =
+                    computed.insert((snap.version, idx.switch_state(node), idx.networks_on(node)));
+                &c.1
+            }
+        };
+        let delta = diff::diff(&installed, desired);
         let flow_deletes = delta.flow_deletes.len();
         let (flow_mods, group_mods) = (
             delta.flow_adds.len() + delta.flow_deletes.len(),
@@ -192,7 +217,9 @@ async fn reconcile_loop(
                 if let Ok(mut m) = stats.flows_per_switch.lock() {
                     m.insert(node.to_string(), desired.flows.len());
                 }
-                installed = desired;
+                if flow_mods + group_mods > 0 {
+                    installed = desired.clone();
+                }
                 store.confirm(node, snap.version);
                 tracing::debug!(
                     node,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::changes::{Change, ChangeLog};
 use crate::model::{Model, ModelError};
 
 /// An immutable view of the model at one version.
@@ -17,6 +18,8 @@ use crate::model::{Model, ModelError};
 pub struct Snapshot {
     pub version: u64,
     pub model: Arc<Model>,
+    /// What the last versions changed, so reconcilers skip versions that do not concern them.
+    pub changes: ChangeLog,
 }
 
 /// Where the model is kept across restarts (standalone: redb; in a cluster: the API server).
@@ -54,6 +57,7 @@ impl ModelStore {
         let (tx, _) = watch::channel(Snapshot {
             version,
             model: Arc::new(initial),
+            changes: ChangeLog::default(),
         });
         let (confirmed, _) = watch::channel(BTreeMap::new());
         ModelStore {
@@ -89,9 +93,12 @@ impl ModelStore {
         if let Some(p) = &self.persist {
             p.save(version, &model).map_err(StoreError::Persist)?;
         }
+        let mut changes = cur.changes.clone();
+        changes.push(version, Change::between(&cur.model, &model));
         self.tx.send_replace(Snapshot {
             version,
             model: Arc::new(model),
+            changes,
         });
         Ok((out, version))
     }

@@ -470,6 +470,32 @@ fn intents_become_exact_flows_and_a_controller_restart_loses_nothing() {
         (!d.trim().is_empty()).then_some(d)
     });
     ping(3).expect("traffic flows again after the repair");
+
+    // A change that concerns no switch (a new network nobody is attached to) is confirmed by
+    // every switch without recomputing, and leaves the switches exact.
+    let skipped = |c: &Controller| {
+        c.stats
+            .reconciles_skipped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = skipped(&ctl);
+    let (code, body) = ctl.rest(
+        "POST",
+        "/v1/networks",
+        r#"{"namespace":"tenant","name":"blue","spec":{"subnet":"10.78.0.0/24"}}"#,
+    );
+    assert!(code == 200 || code == 201, "create: {code} {body}");
+    ctl.wait_reconciled(Duration::from_secs(15));
+    assert!(
+        skipped(&ctl) >= before + switches.len() as u64,
+        "switches recomputed for a change that did not concern them: {} -> {}",
+        before,
+        skipped(&ctl)
+    );
+    for (node, (sb, br, _)) in &switches {
+        let d = diff_flows(sb, br, &ctl.store, node, &tmp);
+        assert!(d.trim().is_empty(), "{node} after a skipped change:\n{d}");
+    }
     ctl.stop();
 }
 
