@@ -63,9 +63,9 @@ pub fn status(e: StoreError) -> Status {
                 ModelError::SubnetFull(_) | ModelError::SegmentsExhausted => {
                     Status::resource_exhausted(msg)
                 }
-                ModelError::NetworkInUse { .. } | ModelError::NotPrepared(_) => {
-                    Status::failed_precondition(msg)
-                }
+                ModelError::NetworkInUse { .. }
+                | ModelError::NodeInUse { .. }
+                | ModelError::NotPrepared(_) => Status::failed_precondition(msg),
                 _ => Status::invalid_argument(msg),
             }
         }
@@ -223,6 +223,12 @@ impl NodeControl for NodeControlService {
             let mut last: Option<Vec<pb::Peer>> = None;
             loop {
                 let snap = rx.borrow_and_update().clone();
+                if !snap.model.nodes.contains_key(&node) {
+                    // The node was deleted: end the stream so a live agent registers again.
+                    let gone = Status::not_found(format!("node {node} was removed"));
+                    let _ = tx.send(Err(gone)).await;
+                    return;
+                }
                 let cfg = this.node_config(&snap.model, snap.version, &node);
                 if last.as_ref() != Some(&cfg.peers) {
                     last = Some(cfg.peers.clone());
@@ -258,6 +264,11 @@ impl NodeControl for NodeControlService {
                     .get_mut(&r.node_name)
                     .ok_or_else(|| ModelError::UnknownNode(r.node_name.clone()))?;
                 n.tunnel_ports = tunnels;
+                // A tunnel the agent has not yet removed may still name a forgotten node.
+                let known: std::collections::BTreeSet<String> = m.nodes.keys().cloned().collect();
+                if let Some(n) = m.nodes.get_mut(&r.node_name) {
+                    n.tunnel_ports.retain(|peer, _| known.contains(peer));
+                }
                 Ok(())
             })
             .map_err(status)?;

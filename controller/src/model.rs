@@ -247,6 +247,8 @@ pub enum ModelError {
     UnknownNode(String),
     #[error("network {network} still has {count} attachment(s); detach them or delete with force")]
     NetworkInUse { network: NetworkKey, count: usize },
+    #[error("node {node} still has {count} attachment(s); remove its pods or delete with force")]
+    NodeInUse { node: String, count: usize },
     #[error("all 4094 segments are in use")]
     SegmentsExhausted,
     #[error("namespace {namespace} may not use network {network}")]
@@ -372,6 +374,32 @@ impl Model {
         }
         self.attachments.insert(a.id.clone(), a);
         Ok(())
+    }
+
+    /// Forgets a node for good (as deleting a Kubernetes Node does): its record, the other
+    /// nodes' tunnels to it, and, only with `force`, its attachments and their reservations.
+    /// Returns the node and how many attachments went with it.
+    pub fn remove_node(&mut self, name: &str, force: bool) -> Result<(Node, usize), ModelError> {
+        if !self.nodes.contains_key(name) {
+            return Err(ModelError::UnknownNode(name.to_string()));
+        }
+        let count = self.attachments.values().filter(|a| a.node == name).count();
+        if count > 0 && !force {
+            return Err(ModelError::NodeInUse {
+                node: name.to_string(),
+                count,
+            });
+        }
+        self.attachments.retain(|_, a| a.node != name);
+        self.reservations.retain(|_, r| r.node != name);
+        for n in self.nodes.values_mut() {
+            n.tunnel_ports.remove(name);
+        }
+        let node = self
+            .nodes
+            .remove(name)
+            .ok_or_else(|| ModelError::UnknownNode(name.to_string()))?;
+        Ok((node, count))
     }
 
     pub fn detach(&mut self, id: &AttachmentId) -> Option<Attachment> {

@@ -94,22 +94,29 @@ async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
     }
 }
 
-#[tokio::test]
-async fn delete_with_attachments_is_refused_unless_forced() {
+/// Network ns/red with one attachment on node n1 (n2 is a second node with a tunnel to n1).
+fn red_with_one_pod() -> Api {
     let a = api();
-    let body = json!({"namespace": "ns", "name": "red", "spec": {"subnet": "10.1.0.0/24"}});
-    call(&a, "POST", "/v1/networks", &body.to_string()).await;
     a.store
         .update(|m: &mut Model| {
-            m.nodes.insert(
-                "n1".into(),
-                Node {
-                    name: "n1".into(),
-                    underlay_ip: "192.0.2.1".parse().unwrap(),
-                    datapath_id: 1,
-                    tunnel_ports: Default::default(),
+            m.add_network(
+                NetworkKey::new("ns", "red"),
+                &weft_controller::model::NetworkSpec {
+                    subnet: Some("10.1.0.0/24".into()),
+                    ..Default::default()
                 },
-            );
+            )?;
+            for (name, peer) in [("n1", "n2"), ("n2", "n1")] {
+                m.nodes.insert(
+                    name.into(),
+                    Node {
+                        name: name.into(),
+                        underlay_ip: "192.0.2.1".parse().unwrap(),
+                        datapath_id: 1,
+                        tunnel_ports: [(peer.to_string(), 9)].into(),
+                    },
+                );
+            }
             m.attach(Attachment {
                 id: AttachmentId {
                     container_id: "c1".into(),
@@ -128,6 +135,12 @@ async fn delete_with_attachments_is_refused_unless_forced() {
             })
         })
         .unwrap();
+    a
+}
+
+#[tokio::test]
+async fn delete_with_attachments_is_refused_unless_forced() {
+    let a = red_with_one_pod();
     let (s, v) = call(&a, "DELETE", "/v1/networks/ns/red", "").await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert!(
@@ -141,6 +154,43 @@ async fn delete_with_attachments_is_refused_unless_forced() {
     let (s, v) = call(&a, "DELETE", "/v1/networks/ns/red?force=true", "").await;
     assert_eq!((s, v), (StatusCode::OK, json!({"attachmentsRemoved": 1})));
     assert!(a.store.snapshot().model.attachments.is_empty());
+}
+
+#[tokio::test]
+async fn node_delete_is_refused_while_pods_are_on_it_unless_forced() {
+    let a = red_with_one_pod();
+    let (s, v) = call(&a, "GET", "/v1/nodes", "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v[0]["name"], "n1");
+    assert_eq!(v[0]["attachments"], 1);
+    assert_eq!(v[1]["tunnels"], json!({"n1": 9}));
+
+    let (s, v) = call(&a, "DELETE", "/v1/nodes/nope", "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let version = a.store.snapshot().version;
+    let (s, v) = call(&a, "DELETE", "/v1/nodes/n1", "").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("force"));
+    let (s, _) = call(&a, "DELETE", "/v1/nodes/n1?force=maybe", "").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        a.store.snapshot().version,
+        version,
+        "a refused delete changed the model"
+    );
+
+    let (s, v) = call(&a, "DELETE", "/v1/nodes/n1?force=true", "").await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"attachmentsRemoved": 1})));
+    let m = a.store.snapshot().model;
+    assert!(m.attachments.is_empty() && m.reservations.is_empty());
+    assert_eq!(m.nodes.keys().collect::<Vec<_>>(), ["n2"]);
+    assert!(
+        m.nodes["n2"].tunnel_ports.is_empty(),
+        "n2 keeps a tunnel to n1"
+    );
+    // The network itself stays.
+    let (s, v) = call(&a, "GET", "/v1/networks/ns/red", "").await;
+    assert_eq!((s, &v["attachments"]), (StatusCode::OK, &json!(0)));
 }
 
 #[test]

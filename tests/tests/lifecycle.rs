@@ -39,18 +39,24 @@ fn node_added_to_a_running_lab_gets_tunnels_flows_and_reaches_old_pods() {
 }
 
 #[test]
-#[ignore = "needs a node removal API in the controller (DELETE /v1/nodes/{name}); weftctl calls it"]
 fn node_removed_its_tunnels_and_flows_disappear_everywhere() {
     let Some(lab) = Lab::up("node_rm", 3) else {
         return;
     };
     lab.net("red", Some("10.10.0.0/24"));
-    lab.pod("a", "node1", "red", None);
+    let a = lab.pod("a", "node1", "red", None);
     let c = lab.pod("c", "node3", "red", None);
     let mac_c = c["attachments"][0]["mac"].as_str().unwrap().to_string();
     assert!(lab.flows("node1").contains(&mac_c));
-    lab.ok(&["pod", "rm", "c"]);
-    let rm = lab.run(&["lab", "node", "rm", "node3"]);
+    // Refused while a pod runs there, and nothing changes.
+    let refused = lab.run(&["lab", "node", "rm", "node3"]);
+    assert!(
+        !refused.status.success(),
+        "node rm with a pod on it succeeded"
+    );
+    assert!(lab.flows("node1").contains(&mac_c));
+    // Forced, as a node crash would: the pod's flows go with the node.
+    let rm = lab.run(&["lab", "node", "rm", "node3", "--force"]);
     assert!(
         rm.status.success(),
         "{}",
@@ -73,6 +79,10 @@ fn node_removed_its_tunnels_and_flows_disappear_everywhere() {
         let flows = lab.flows(node);
         assert!(!flows.contains(&mac_c), "{node} still forwards to {mac_c}");
     }
+    // The pod's attachment (and address) went with the node; the rest still works.
+    assert_eq!(count_attachments(&lab, "red"), 1);
+    lab.pod("b", "node2", "red", None);
+    assert!(lab.ping("b", &Lab::ip_of(&a, 0), 3));
 }
 
 #[test]

@@ -84,6 +84,7 @@ impl From<StoreError> for ApiError {
                     }
                     ModelError::DuplicateNetwork(_)
                     | ModelError::NetworkInUse { .. }
+                    | ModelError::NodeInUse { .. }
                     | ModelError::DuplicateMac(..)
                     | ModelError::DuplicateIp(..) => ApiError::Conflict(m),
                     ModelError::NamespaceNotAllowed { .. } => ApiError::Forbidden(m),
@@ -128,6 +129,20 @@ fn view(
     })
 }
 
+/// A node as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    pub name: String,
+    pub underlay_ip: String,
+    pub datapath_id: String,
+    /// Peer node -> OpenFlow port of the tunnel to it.
+    pub tunnels: std::collections::BTreeMap<String, u32>,
+    pub attachments: usize,
+    /// Its switch is connected and holds the current model.
+    pub ready: bool,
+}
+
 /// The operations, over a model store.
 #[derive(Clone)]
 pub struct Api {
@@ -149,6 +164,36 @@ impl Api {
             m.remove_network(key, force).map(|_| n)
         })?;
         Ok(removed)
+    }
+
+    /// Forgets a node; returns how many attachments a forced delete removed.
+    pub fn delete_node(&self, name: &str, force: bool) -> Result<usize, ApiError> {
+        let (removed, _) = self
+            .store
+            .update(|m| m.remove_node(name, force).map(|(_, n)| n))?;
+        Ok(removed)
+    }
+
+    pub fn nodes(&self) -> Vec<NodeView> {
+        let snap = self.store.snapshot();
+        let confirmed = self.store.confirmed();
+        snap.model
+            .nodes
+            .values()
+            .map(|n| NodeView {
+                name: n.name.clone(),
+                underlay_ip: n.underlay_ip.to_string(),
+                datapath_id: format!("{:016x}", n.datapath_id),
+                tunnels: n.tunnel_ports.clone(),
+                attachments: snap
+                    .model
+                    .attachments
+                    .values()
+                    .filter(|a| a.node == n.name)
+                    .count(),
+                ready: confirmed.get(&n.name).is_some_and(|v| *v >= snap.version),
+            })
+            .collect()
     }
 
     pub fn get(&self, key: &NetworkKey) -> Result<NetworkView, ApiError> {

@@ -25,6 +25,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/networks/{namespace}/{name}"),
     ("get", "/v1/networks/{namespace}/{name}/attachments"),
     ("get", "/v1/attachments"),
+    ("get", "/v1/nodes"),
+    ("delete", "/v1/nodes/{name}"),
 ];
 
 impl IntoResponse for ApiError {
@@ -68,21 +70,35 @@ async fn get_one(
     Ok(axum::Json(api.get(&key(namespace, name)?)?))
 }
 
+fn force(q: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match q.get("force").map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "force must be true or false, not {other:?}"
+        ))),
+    }
+}
+
 async fn delete(
     State(api): State<Api>,
     Path((namespace, name)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let force = match q.get("force").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "force must be true or false, not {other:?}"
-            )));
-        }
-    };
-    let removed = api.delete(&key(namespace, name)?, force)?;
+    let removed = api.delete(&key(namespace, name)?, force(&q)?)?;
+    Ok(axum::Json(json!({"attachmentsRemoved": removed})))
+}
+
+async fn list_nodes(State(api): State<Api>) -> impl IntoResponse {
+    axum::Json(api.nodes())
+}
+
+async fn delete_node(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let removed = api.delete_node(&name, force(&q)?)?;
     Ok(axum::Json(json!({"attachmentsRemoved": removed})))
 }
 
@@ -117,6 +133,8 @@ pub fn router(api: Api) -> Router {
             get(network_attachments),
         )
         .route("/v1/attachments", get(all_attachments))
+        .route("/v1/nodes", get(list_nodes))
+        .route("/v1/nodes/{name}", axum::routing::delete(delete_node))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)

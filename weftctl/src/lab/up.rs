@@ -161,7 +161,11 @@ pub fn remove_node(lab_name: &str, node: &str, force: bool) -> Result<()> {
             sys::netns_destroy(&pod.ns, Duration::from_secs(1))?;
         }
     }
+    // The agent first (a live agent would register the node again), then the controller
+    // forgets it: with `force`, together with the attachments of the pods just destroyed.
     daemons::stop(&mut lab, daemons::Component::Agent, Some(node), false)?;
+    lab.save()?;
+    forget_node(&lab, node, force)?;
     daemons::stop(&mut lab, daemons::Component::Ovs, Some(node), false)?;
     sys::netns_destroy(&n.ns, Duration::from_secs(2))?;
     let _ = ip(&[
@@ -173,22 +177,23 @@ pub fn remove_node(lab_name: &str, node: &str, force: bool) -> Result<()> {
     ]);
     let _ = std::fs::remove_dir_all(lab.node_dir(node));
     lab.nodes.remove(node);
-    lab.save()?;
-    forget_node(&lab, node)
+    lab.save()
 }
 
 /// Tells the controller the node is gone for good (as deleting a Kubernetes Node would), so it
 /// drops the node's tunnels and flows from every other switch.
-fn forget_node(lab: &LabState, node: &str) -> Result<()> {
+fn forget_node(lab: &LabState, node: &str, force: bool) -> Result<()> {
     let r = crate::http::request(
         &lab.ctl_ns(),
         lab.rest_addr(),
         "DELETE",
-        &format!("/v1/nodes/{node}"),
+        &format!("/v1/nodes/{node}?force={force}"),
         None,
     )?;
     match r.status {
         200 | 204 => Ok(()),
+        // Already forgotten (a retry after an earlier failure).
+        404 if !r.error_message().contains("no such endpoint") => Ok(()),
         404 if r.error_message().contains("no such endpoint") => bail!(
             "node {node} removed from the lab, but this controller has no node removal API \
              (DELETE /v1/nodes/{{name}}): other switches keep its tunnels and flows"
