@@ -54,7 +54,7 @@ impl Change {
 }
 
 /// Calls `f` for every key whose entry differs between the two sorted maps.
-fn walk<K: Ord, V: PartialEq>(
+pub(crate) fn walk<K: Ord, V: PartialEq>(
     old: &BTreeMap<K, V>,
     new: &BTreeMap<K, V>,
     mut f: impl FnMut(&K, Option<&V>, Option<&V>),

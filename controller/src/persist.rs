@@ -1,56 +1,38 @@
-//! Standalone mode's state: the model in an embedded redb file, written in one transaction per
-//! change (before the change is published), read back on start.
+//! Standalone mode's state: the model in an embedded redb file, read back on start. Each change
+//! is written (before it is published) as one transaction holding only the entries it touched,
+//! one record per node, network, attachment and reservation: a CNI ADD costs one small commit,
+//! not a rewrite of the whole model (which grew with every attachment).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
+use crate::changes::walk;
 use crate::ipam::Reservation;
 use crate::model::{Attachment, AttachmentId, Model, Network, Node};
 use crate::store::Persist;
 
-/// The model as stored: maps with structured keys become lists (JSON keys must be strings).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Stored {
+/// The whole model in one JSON value: the format of the first releases, migrated on load.
+#[derive(serde::Deserialize)]
+struct Legacy {
     nodes: Vec<Node>,
     networks: Vec<Network>,
     attachments: Vec<Attachment>,
     reservations: Vec<(AttachmentId, Reservation)>,
 }
 
-impl From<&Model> for Stored {
-    fn from(m: &Model) -> Self {
-        Stored {
-            nodes: m.nodes.values().cloned().collect(),
-            networks: m.networks.values().cloned().collect(),
-            attachments: m.attachments.values().cloned().collect(),
-            reservations: m
-                .reservations
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        }
-    }
-}
-
-impl From<Stored> for Model {
-    fn from(s: Stored) -> Self {
-        Model {
-            nodes: s.nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
-            networks: s.networks.into_iter().map(|n| (n.key.clone(), n)).collect(),
-            attachments: s
-                .attachments
-                .into_iter()
-                .map(|a| (a.id.clone(), a))
-                .collect(),
-            reservations: s.reservations.into_iter().collect(),
-        }
-    }
-}
-
+/// Version, and the legacy whole-model blob.
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
-const MODEL_KEY: &str = "model";
+const LEGACY_MODEL_KEY: &str = "model";
 const VERSION_KEY: &str = "version";
+/// One record per entity: key = the entity's key as JSON, value = the entity as JSON.
+const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
+const ATTACHMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("attachments");
+const RESERVATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("reservations");
 
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
@@ -74,6 +56,56 @@ pub struct RedbStore {
     db: Database,
 }
 
+/// Reads every record of one entity table into a map.
+fn read_table<K: Ord + DeserializeOwned, V: DeserializeOwned>(
+    tx: &redb::ReadTransaction,
+    def: TableDefinition<&str, &[u8]>,
+) -> Result<BTreeMap<K, V>, PersistError> {
+    let table = match tx.open_table(def) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
+        Err(e) => return Err(db_err(e)),
+    };
+    let mut out = BTreeMap::new();
+    for row in table.iter().map_err(db_err)? {
+        let (k, v) = row.map_err(db_err)?;
+        out.insert(
+            serde_json::from_str(k.value())?,
+            serde_json::from_slice(v.value())?,
+        );
+    }
+    Ok(out)
+}
+
+/// Writes the entries of one map that differ between `old` and `new`.
+fn write_changes<K: Ord + Serialize, V: PartialEq + Serialize>(
+    tx: &WriteTransaction,
+    def: TableDefinition<&str, &[u8]>,
+    old: &BTreeMap<K, V>,
+    new: &BTreeMap<K, V>,
+) -> Result<(), PersistError> {
+    let mut t = tx.open_table(def).map_err(db_err)?;
+    let mut failed = None;
+    walk(old, new, |k, _, v| {
+        if failed.is_some() {
+            return;
+        }
+        let r = serde_json::to_string(k)
+            .map_err(PersistError::from)
+            .and_then(|key| match v {
+                Some(v) => {
+                    let bytes = serde_json::to_vec(v)?;
+                    t.insert(key.as_str(), bytes.as_slice())
+                        .map(|_| ())
+                        .map_err(db_err)
+                }
+                None => t.remove(key.as_str()).map(|_| ()).map_err(db_err),
+            });
+        failed = r.err();
+    });
+    failed.map_or(Ok(()), Err)
+}
+
 impl RedbStore {
     pub fn open(path: &Path) -> Result<Self, PersistError> {
         let db = Database::create(path).map_err(|e| PersistError::Open {
@@ -83,73 +115,236 @@ impl RedbStore {
         Ok(RedbStore { db })
     }
 
-    /// The stored model and its version, or an empty model at version 0.
+    /// The stored model and its version, or an empty model at version 0. A file in the legacy
+    /// one-blob format is converted to records first (in one transaction).
     pub fn load(&self) -> Result<(Model, u64), PersistError> {
+        self.migrate_legacy()?;
         let tx = self.db.begin_read().map_err(db_err)?;
-        let table = match tx.open_table(STATE) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((Model::default(), 0)),
+        let version = match tx.open_table(STATE) {
+            Ok(t) => match t.get(VERSION_KEY).map_err(db_err)? {
+                Some(v) => {
+                    let b: [u8; 8] = v
+                        .value()
+                        .try_into()
+                        .map_err(|_| PersistError::Db("stored version is not 8 bytes".into()))?;
+                    u64::from_be_bytes(b)
+                }
+                None => 0,
+            },
+            Err(redb::TableError::TableDoesNotExist(_)) => 0,
             Err(e) => return Err(db_err(e)),
         };
-        let model = match table.get(MODEL_KEY).map_err(db_err)? {
-            Some(v) => serde_json::from_slice::<Stored>(v.value())?.into(),
-            None => Model::default(),
-        };
-        let version = match table.get(VERSION_KEY).map_err(db_err)? {
-            Some(v) => {
-                let b: [u8; 8] = v
-                    .value()
-                    .try_into()
-                    .map_err(|_| PersistError::Db("stored version is not 8 bytes".into()))?;
-                u64::from_be_bytes(b)
-            }
-            None => 0,
+        let model = Model {
+            nodes: read_table(&tx, NODES)?,
+            networks: read_table(&tx, NETWORKS)?,
+            attachments: read_table(&tx, ATTACHMENTS)?,
+            reservations: read_table(&tx, RESERVATIONS)?,
         };
         Ok((model, version))
     }
 
-    fn write(&self, version: u64, model: &Model) -> Result<(), PersistError> {
-        let bytes = serde_json::to_vec(&Stored::from(model))?;
+    fn migrate_legacy(&self) -> Result<(), PersistError> {
+        let legacy: Legacy = {
+            let tx = self.db.begin_read().map_err(db_err)?;
+            let table = match tx.open_table(STATE) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+                Err(e) => return Err(db_err(e)),
+            };
+            match table.get(LEGACY_MODEL_KEY).map_err(db_err)? {
+                Some(v) => serde_json::from_slice(v.value())?,
+                None => return Ok(()),
+            }
+        };
+        let model = Model {
+            nodes: legacy
+                .nodes
+                .into_iter()
+                .map(|n| (n.name.clone(), n))
+                .collect(),
+            networks: legacy
+                .networks
+                .into_iter()
+                .map(|n| (n.key.clone(), n))
+                .collect(),
+            attachments: legacy
+                .attachments
+                .into_iter()
+                .map(|a| (a.id.clone(), a))
+                .collect(),
+            reservations: legacy.reservations.into_iter().collect(),
+        };
         let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut t = tx.open_table(STATE).map_err(db_err)?;
-            t.insert(MODEL_KEY, bytes.as_slice()).map_err(db_err)?;
-            t.insert(VERSION_KEY, version.to_be_bytes().as_slice())
-                .map_err(db_err)?;
-        }
+        write_all(&tx, &Model::default(), &model)?;
+        tx.open_table(STATE)
+            .map_err(db_err)?
+            .remove(LEGACY_MODEL_KEY)
+            .map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        tracing::info!(
+            attachments = model.attachments.len(),
+            "state file converted to per-record format"
+        );
+        Ok(())
+    }
+
+    fn write(&self, version: u64, old: &Model, new: &Model) -> Result<(), PersistError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        write_all(&tx, old, new)?;
+        tx.open_table(STATE)
+            .map_err(db_err)?
+            .insert(VERSION_KEY, version.to_be_bytes().as_slice())
+            .map_err(db_err)?;
         tx.commit().map_err(db_err)
     }
 }
 
+fn write_all(tx: &WriteTransaction, old: &Model, new: &Model) -> Result<(), PersistError> {
+    write_changes(tx, NODES, &old.nodes, &new.nodes)?;
+    write_changes(tx, NETWORKS, &old.networks, &new.networks)?;
+    write_changes(tx, ATTACHMENTS, &old.attachments, &new.attachments)?;
+    write_changes(tx, RESERVATIONS, &old.reservations, &new.reservations)
+}
+
 impl Persist for RedbStore {
-    fn save(&self, version: u64, model: &Model) -> Result<(), String> {
-        self.write(version, model).map_err(|e| e.to_string())
+    fn save(&self, version: u64, old: &Model, new: &Model) -> Result<(), String> {
+        self.write(version, old, new).map_err(|e| e.to_string())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{NetworkKey, NetworkSpec};
+    use crate::model::{NetworkKey, NetworkSpec, PodRef};
+
+    struct TempDir(std::path::PathBuf);
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            let d = std::env::temp_dir().join(format!("weft-redb-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            TempDir(d)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn with_pod(m: &Model, id: &str) -> Model {
+        let mut m = m.clone();
+        let net = NetworkKey::new("ns", "a");
+        if !m.networks.contains_key(&net) {
+            m.add_network(net.clone(), &NetworkSpec::default()).unwrap();
+        }
+        m.nodes.entry("n1".into()).or_insert(Node {
+            name: "n1".into(),
+            underlay_ip: "192.0.2.1".parse().unwrap(),
+            datapath_id: 1,
+            tunnel_ports: BTreeMap::new(),
+        });
+        let a = Attachment {
+            // A slash in the id: keys are JSON, not joined strings.
+            id: AttachmentId {
+                container_id: format!("c/{id}"),
+                ifname: "net1".into(),
+            },
+            network: net,
+            node: "n1".into(),
+            ofport: 3,
+            mac: [2, 0, 0, 0, 0, id.len() as u8],
+            ips: vec![],
+            pod: PodRef {
+                namespace: "ns".into(),
+                name: id.into(),
+                uid: id.into(),
+            },
+        };
+        m.attachments.insert(a.id.clone(), a);
+        m
+    }
 
     #[test]
     fn model_survives_reopening() {
-        let dir = std::env::temp_dir().join(format!("weft-redb-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("state.redb");
-        let _ = std::fs::remove_file(&path);
+        let dir = TempDir::new("reopen");
+        let path = dir.0.join("state.redb");
         {
             let s = RedbStore::open(&path).unwrap();
             assert_eq!(s.load().unwrap(), (Model::default(), 0));
             let mut m = Model::default();
             m.add_network(NetworkKey::new("ns", "a"), &NetworkSpec::default())
                 .unwrap();
-            s.save(7, &m).unwrap();
+            s.save(7, &Model::default(), &m).unwrap();
         }
         let s = RedbStore::open(&path).unwrap();
         let (m, v) = s.load().unwrap();
         assert_eq!(v, 7);
         assert_eq!(m.networks.len(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn each_save_writes_only_the_difference_and_removals_stick() {
+        let dir = TempDir::new("delta");
+        let path = dir.0.join("state.redb");
+        let s = RedbStore::open(&path).unwrap();
+        let m1 = with_pod(&Model::default(), "p1");
+        let m2 = with_pod(&m1, "p22");
+        s.save(1, &Model::default(), &m1).unwrap();
+        s.save(2, &m1, &m2).unwrap();
+        let mut m3 = m2.clone();
+        m3.attachments.retain(|id, _| id.container_id == "c/p22");
+        s.save(3, &m2, &m3).unwrap();
+        drop(s);
+        let (m, v) = RedbStore::open(&path).unwrap().load().unwrap();
+        assert_eq!((m, v), (m3, 3));
+    }
+
+    #[test]
+    fn a_legacy_single_blob_file_is_converted() {
+        let dir = TempDir::new("legacy");
+        let path = dir.0.join("state.redb");
+        let m = with_pod(&Model::default(), "p1");
+        {
+            let db = Database::create(&path).unwrap();
+            let blob = serde_json::json!({
+                "nodes": m.nodes.values().collect::<Vec<_>>(),
+                "networks": m.networks.values().collect::<Vec<_>>(),
+                "attachments": m.attachments.values().collect::<Vec<_>>(),
+                "reservations": [],
+            });
+            let tx = db.begin_write().unwrap();
+            {
+                let mut t = tx.open_table(STATE).unwrap();
+                let bytes = serde_json::to_vec(&blob).unwrap();
+                t.insert(LEGACY_MODEL_KEY, bytes.as_slice()).unwrap();
+                t.insert(VERSION_KEY, 9u64.to_be_bytes().as_slice())
+                    .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let s = RedbStore::open(&path).unwrap();
+        assert_eq!(s.load().unwrap(), (m.clone(), 9));
+        // Converted once: later saves are deltas against it and it loads the same way.
+        let m2 = with_pod(&m, "p22");
+        s.save(10, &m, &m2).unwrap();
+        assert_eq!(s.load().unwrap(), (m2, 10));
+    }
+
+    #[test]
+    fn a_corrupt_record_is_a_clear_error() {
+        let dir = TempDir::new("corrupt");
+        let path = dir.0.join("state.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(NODES)
+                .unwrap()
+                .insert("\"n1\"", b"{not json".as_slice())
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let err = RedbStore::open(&path).unwrap().load().unwrap_err();
+        assert!(matches!(err, PersistError::Decode(_)), "{err}");
     }
 }

@@ -25,7 +25,10 @@ use crate::store::{ModelStore, Snapshot};
 /// Tunables of the reconcile loop.
 #[derive(Debug, Clone)]
 pub struct ReconcileOptions {
-    /// After a model change, wait this long for more changes before computing (bursts coalesce).
+    /// After a model change, wait this long for more changes before computing. Zero by default:
+    /// bursts coalesce anyway, since changes that arrive while a push is in flight are taken
+    /// together by the next round (the watch channel keeps only the latest model), and a wait
+    /// here would add to every CNI ADD.
     pub coalesce: Duration,
     /// Read the switch back and repair differences this often.
     pub resync_every: Duration,
@@ -34,7 +37,7 @@ pub struct ReconcileOptions {
 impl Default for ReconcileOptions {
     fn default() -> Self {
         ReconcileOptions {
-            coalesce: Duration::from_millis(2),
+            coalesce: Duration::ZERO,
             resync_every: Duration::from_secs(30),
         }
     }
@@ -250,7 +253,9 @@ async fn reconcile_loop(
                     if r.is_err() {
                         return Ok(());
                     }
-                    tokio::time::sleep(opts.coalesce).await;
+                    if !opts.coalesce.is_zero() {
+                        tokio::time::sleep(opts.coalesce).await;
+                    }
                     break;
                 }
                 _ = tokio::time::sleep_until(next_resync.into()) => {

@@ -24,7 +24,9 @@ pub struct Snapshot {
 
 /// Where the model is kept across restarts (standalone: redb; in a cluster: the API server).
 pub trait Persist: Send + Sync + 'static {
-    fn save(&self, version: u64, model: &Model) -> Result<(), String>;
+    /// Stores `new` as `version`; `old` is what the previous call stored, so only the
+    /// difference needs writing.
+    fn save(&self, version: u64, old: &Model, new: &Model) -> Result<(), String>;
 }
 
 /// Why an update did not happen.
@@ -91,7 +93,8 @@ impl ModelStore {
         }
         let version = cur.version + 1;
         if let Some(p) = &self.persist {
-            p.save(version, &model).map_err(StoreError::Persist)?;
+            p.save(version, &cur.model, &model)
+                .map_err(StoreError::Persist)?;
         }
         let mut changes = cur.changes.clone();
         changes.push(version, Change::between(&cur.model, &model));

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""CNI ADD/DEL latency on a 3-node lab with flows confirmed (issue 4), against Debian's `bridge`
+plugin (host-local IPAM) into a Linux bridge, measured in the same run.
+
+Each call execs the plugin binary the way Multus does (inside the node's network namespace, the
+`CNI_*` environment, the NAD config on stdin) and times that one exec. A Weft ADD returns only
+once the controller confirmed the attachment's flows on every switch holding members of the
+network, so the figure includes the flow push. Sequential (BENCH_PODS calls, pods spread over the
+three nodes, one network) and BENCH_PAR calls started at once. One JSON line per figure on stdout,
+a markdown table on stderr. Targets (Weft ADD): p50 <= 20 ms, p99 <= 50 ms.
+
+Everything lives in lab `cnibench` (namespaces weft-cnibench-*, files under
+/run/weft-lab/cnibench) and is removed by `weftctl lab down` at the end, also on failure.
+"""
+
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+BIN = os.environ["WEFT_BIN_DIR"]
+WEFTCTL = os.path.join(BIN, "weftctl")
+LAB = os.environ.get("BENCH_LAB", "cnibench")
+PODS = int(os.environ.get("BENCH_PODS", "100"))
+PAR = int(os.environ.get("BENCH_PAR", "50"))
+NODES = 3
+PLUGINS = "/usr/lib/cni"
+ENV = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+CLONE_NEWNET = 0x40000000
+results = []
+
+
+def emit(figure, variant, value, unit, **extra):
+    rec = {"figure": figure, "variant": variant, "value": value, "unit": unit}
+    rec.update(extra)
+    results.append(rec)
+    print(json.dumps(rec), flush=True)
+
+
+def sh(args, check=True, timeout=120):
+    r = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=timeout)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}")
+    return r
+
+
+def w(*args, check=True, timeout=300):
+    return sh([WEFTCTL, "--lab", LAB, *args], check=check, timeout=timeout)
+
+
+def percentile(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, round(p / 100 * len(v) + 0.5) - 1))]
+
+
+class Plugin:
+    def __init__(self, name, binary, conf, env):
+        self.name, self.binary, self.conf, self.env = name, binary, json.dumps(conf), env
+
+    def start(self, cmd, node, pod, cid):
+        """Starts one call in `node`'s namespace; returns (process, start time)."""
+        env = {
+            "PATH": ENV["PATH"],
+            "CNI_COMMAND": cmd,
+            "CNI_CONTAINERID": cid,
+            "CNI_NETNS": f"/run/netns/{pod}",
+            "CNI_IFNAME": "net1",
+            "CNI_PATH": f"{BIN}:{PLUGINS}",
+            "CNI_ARGS": f"IgnoreUnknown=true;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod};"
+                        f"K8S_POD_INFRA_CONTAINER_ID={cid};K8S_POD_UID=uid-{cid}",
+        }
+        env.update(self.env(node))
+        fd = os.open(f"/run/netns/weft-{LAB}-{node}", os.O_RDONLY)
+
+        def enter():  # in the forked child, before exec: as Multus runs in the node's namespace
+            if LIBC.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+
+        t = time.monotonic()
+        p = subprocess.Popen([self.binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env, preexec_fn=enter, pass_fds=(fd,))
+        os.close(fd)
+        return p, t
+
+    def finish(self, p, t):
+        out, err = p.communicate(self.conf.encode(), timeout=60)
+        ms = (time.monotonic() - t) * 1000
+        if p.returncode != 0:
+            raise RuntimeError(f"{self.name}: {out.decode().strip()} {err.decode().strip()}")
+        return ms
+
+    def call(self, cmd, node, pod, cid):
+        return self.finish(*self.start(cmd, node, pod, cid))
+
+    def parallel(self, cmd, calls):
+        """Starts every call at once (spawned back to back) and times each from its own start."""
+        started = [self.start(cmd, *c) for c in calls]
+        times, errors = [None] * len(started), []
+
+        def wait(i, p, t):
+            try:
+                times[i] = self.finish(p, t)
+            except Exception as e:  # reported below
+                errors.append(str(e))
+
+        threads = [threading.Thread(target=wait, args=(i, p, t)) for i, (p, t) in enumerate(started)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        if errors:
+            raise RuntimeError(f"{len(errors)} of {len(calls)} parallel {cmd}s failed: {errors[0]}")
+        return times
+
+
+def run(plugin, nodes, prefix):
+    """Sequential ADDs then DELs, then PAR parallel ADDs then DELs; emits p50/p99 of each."""
+    def calls(n, tag):
+        out = []
+        for i in range(n):
+            pod = f"weft-{LAB}-pod-{prefix}{tag}{i}"
+            sh(["ip", "netns", "add", pod])
+            # 64 hex digits, like a container runtime's id.
+            out.append((nodes[i % len(nodes)], pod, f"{ord(prefix):02x}{ord(tag):02x}{i:060x}"))
+        return out
+
+    for mode, n in (("sequential", PODS), ("parallel", PAR)):
+        cs = calls(n, mode[0])
+        for op in ("ADD", "DEL"):
+            if mode == "sequential":
+                times = [plugin.call(op, *c) for c in cs]
+            else:
+                times = plugin.parallel(op, cs)
+            for p in (50, 99):
+                extra = {}
+                if plugin.name == "weft" and op == "ADD":
+                    extra["target"] = 20 if p == 50 else 50
+                    extra["pass"] = percentile(times, p) <= extra["target"]
+                emit(f"cni_{op.lower()}_p{p}", f"{plugin.name} {mode} ({n})",
+                     round(percentile(times, p), 1), "ms", **extra)
+        for _, pod, _ in cs:
+            sh(["ip", "netns", "del", pod], check=False)
+
+
+def main():
+    t0 = time.monotonic()
+    w("lab", "down", check=False)
+    w("lab", "up", "--nodes", str(NODES))
+    w("net", "create", "red", "--subnet", "10.40.0.0/22")
+    nodes = [f"node{i + 1}" for i in range(NODES)]
+    lab_dir = f"/run/weft-lab/{LAB}"
+    weft = Plugin("weft", os.path.join(BIN, "weft-cni"),
+                  {"cniVersion": "1.0.0", "name": "red", "type": "weft", "network": "default/red"},
+                  lambda node: {"WEFT_CNI_SOCKET": f"{lab_dir}/{node}/cni.sock"})
+    # Warm-up: the first exec of each binary pays for page-ins.
+    warm = f"weft-{LAB}-pod-warm"
+    sh(["ip", "netns", "add", warm])
+    weft.call("ADD", "node1", warm, "f" * 64)
+    weft.call("DEL", "node1", warm, "f" * 64)
+    run(weft, nodes, "w")
+
+    bridge = Plugin("bridge", os.path.join(PLUGINS, "bridge"),
+                    {"cniVersion": "1.0.0", "name": "brbench", "type": "bridge", "bridge": "cnibr0",
+                     "ipam": {"type": "host-local", "subnet": "10.41.0.0/22",
+                              "dataDir": f"{lab_dir}/host-local"}},
+                    lambda node: {})
+    bridge.call("ADD", "node1", warm, "f" * 64)
+    bridge.call("DEL", "node1", warm, "f" * 64)
+    # The Linux bridge lives in one node's namespace, as a bridge CNI does on one host.
+    run(bridge, ["node1"], "b")
+    sh(["ip", "netns", "del", warm], check=False)
+    emit("bench_wall_time", "total", round(time.monotonic() - t0, 1), "s")
+
+
+def summary():
+    lines = ["| figure | variant | value |", "|---|---|---|"]
+    for r in results:
+        extra = f" (target {r['target']}, {'met' if r['pass'] else 'NOT met'})" if "target" in r else ""
+        lines.append(f"| {r['figure']} | {r['variant']} | {r['value']} {r['unit']}{extra} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        sys.exit("cni_bench: needs root (network namespaces, OVS)")
+    code = 0
+    try:
+        main()
+    except Exception as e:  # report, then still clean up
+        print(f"bench failed: {e}", file=sys.stderr)
+        code = 1
+    finally:
+        w("lab", "down", check=False)
+    print("\n" + summary(), file=sys.stderr)
+    sys.exit(code)
