@@ -264,11 +264,6 @@ impl NodeControl for NodeControlService {
                     .get_mut(&r.node_name)
                     .ok_or_else(|| ModelError::UnknownNode(r.node_name.clone()))?;
                 n.tunnel_ports = tunnels;
-                // A tunnel the agent has not yet removed may still name a forgotten node.
-                let known: std::collections::BTreeSet<String> = m.nodes.keys().cloned().collect();
-                if let Some(n) = m.nodes.get_mut(&r.node_name) {
-                    n.tunnel_ports.retain(|peer, _| known.contains(peer));
-                }
                 Ok(())
             })
             .map_err(status)?;

@@ -376,9 +376,12 @@ impl Model {
         Ok(())
     }
 
-    /// Forgets a node for good (as deleting a Kubernetes Node does): its record, the other
-    /// nodes' tunnels to it, and, only with `force`, its attachments and their reservations.
-    /// Returns the node and how many attachments went with it.
+    /// Forgets a node for good (as deleting a Kubernetes Node does): its record and, only with
+    /// `force`, its attachments and their reservations. Returns the node and how many
+    /// attachments went with it. The other nodes' tunnel ports to it stay as their agents
+    /// reported them (the agents remove those tunnels, seeing the node gone from their
+    /// configuration, and report again); with no member left there, no flow uses them, and a
+    /// node that registers again finds them in place.
     pub fn remove_node(&mut self, name: &str, force: bool) -> Result<(Node, usize), ModelError> {
         if !self.nodes.contains_key(name) {
             return Err(ModelError::UnknownNode(name.to_string()));
@@ -392,9 +395,6 @@ impl Model {
         }
         self.attachments.retain(|_, a| a.node != name);
         self.reservations.retain(|_, r| r.node != name);
-        for n in self.nodes.values_mut() {
-            n.tunnel_ports.remove(name);
-        }
         let node = self
             .nodes
             .remove(name)
