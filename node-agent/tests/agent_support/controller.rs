@@ -165,22 +165,8 @@ impl Ctl {
     }
 }
 
-/// The controller's per-pair VNI (controller/src/agent_api.rs `pair_vni`).
-pub fn pair_vni(base: u32, a: &str, b: &str) -> u32 {
-    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let bytes = base
-        .to_be_bytes()
-        .into_iter()
-        .chain(lo.bytes())
-        .chain([0u8])
-        .chain(hi.bytes());
-    for byte in bytes {
-        h ^= u64::from(byte);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (((h ^ (h >> 24) ^ (h >> 48)) & 0x00ff_ffff) as u32).max(1)
-}
+/// The controller's per-pair VNI, from the shared contract.
+pub use weft_proto::agent::pair_vni;
 
 type Stream = Pin<Box<dyn futures::Stream<Item = Result<pb::NodeConfig, Status>> + Send>>;
 
