@@ -81,11 +81,7 @@ fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("weft-push-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let file = dir.join("flows.txt");
-    let mut text = String::with_capacity(n * 100);
-    for (k, v) in &desired.flows {
-        text.push_str(&ovs_text::flow(k, v)?);
-        text.push('\n');
-    }
+    let text = ovs_text::flows(&desired)?;
     std::fs::write(&file, text)?;
 
     let ns = NetNs::new("wpush")?;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use weft_openflow::wire::{Action, Instruction, OFPVID_PRESENT, OxmField};
 
-use crate::pipeline::{FlowKey, FlowValue};
+use crate::pipeline::{FlowKey, FlowValue, SwitchState};
 
 /// A field, instruction or action the pipeline never writes, so it has no text form here.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,17 @@ fn mac(m: &[u8; 6]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+/// Every flow of a switch, one `add-flow` line each: a file for `ovs-ofctl add-flows` or
+/// `diff-flows`.
+pub fn flows(st: &SwitchState) -> Result<String, Unsupported> {
+    let mut text = String::with_capacity(st.flows.len() * 100);
+    for (k, v) in &st.flows {
+        text.push_str(&flow(k, v)?);
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// One flow as an `ovs-ofctl add-flow` line (OpenFlow 1.3 semantics, `-O OpenFlow13`).

@@ -151,11 +151,7 @@ impl Controller {
 fn diff_flows(sb: &OvsSandbox, bridge: &str, store: &ModelStore, node: &str, dir: &Path) -> String {
     let snap = store.snapshot();
     let desired = Index::new(&snap.model).switch_state(node);
-    let mut text = String::new();
-    for (k, v) in &desired.flows {
-        text.push_str(&ovs_text::flow(k, v).unwrap());
-        text.push('\n');
-    }
+    let text = ovs_text::flows(&desired).unwrap();
     let file = dir.join(format!("desired-{bridge}.txt"));
     std::fs::write(&file, text).unwrap();
     sb.ofctl(&[
