@@ -189,7 +189,7 @@ async fn reconcile_loop(
                 &*desired
             }
             _ => {
-                let idx = Index::new(&snap.model);
+                let idx = Index::for_node(&snap.model, node);
                 let c =
                     computed.insert((snap.version, idx.switch_state(node), idx.networks_on(node)));
                 &c.1

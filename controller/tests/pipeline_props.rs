@@ -421,4 +421,17 @@ proptest! {
             prop_assert!(weft_controller::diff::diff(&after, &after).is_empty());
         }
     }
+
+    /// The per-node index a switch task builds gives that switch exactly what the full index
+    /// gives it.
+    #[test]
+    fn a_per_node_index_gives_the_same_switch_state(f in fabric()) {
+        let m = build(&f);
+        let full = Index::new(&m);
+        for node in m.nodes.keys() {
+            let own = Index::for_node(&m, node);
+            prop_assert_eq!(own.switch_state(node), full.switch_state(node), "on {}", node);
+            prop_assert_eq!(own.networks_on(node), full.networks_on(node));
+        }
+    }
 }
