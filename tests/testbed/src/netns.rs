@@ -50,22 +50,38 @@ impl NetNs {
         run(self.command(program)?.args(rest))
     }
 
-    /// Starts a long-running process inside the namespace (stdin null, output inherited).
-    /// Whatever is still running when the namespace is dropped gets killed.
+    /// Starts a long-running process inside the namespace (stdin null, output inherited), and
+    /// returns once it is in there: `ip netns exec` enters the namespace after it started, so
+    /// without the wait a caller (or this namespace's drop, which kills what runs inside) could
+    /// look before it arrived. Whatever is still running when the namespace is dropped gets
+    /// killed.
     pub fn spawn(&self, args: &[&str]) -> Result<Child> {
         let (program, rest) = args.split_first().ok_or_else(|| Error::Command {
             cmd: format!("ip netns exec {}", self.name),
             status: "not run".into(),
             stderr: "empty command".into(),
         })?;
-        self.command(program)?
+        let mut child = self
+            .command(program)?
             .args(rest)
             .stdin(Stdio::null())
             .spawn()
             .map_err(|source| Error::Io {
                 what: format!("spawn `{}` in netns {}", args.join(" "), self.name),
                 source,
-            })
+            })?;
+        use std::os::unix::fs::MetadataExt;
+        let target = std::fs::metadata(format!("/run/netns/{}", self.name)).map(|m| m.ino());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while let Ok(want) = target {
+            let here = std::fs::metadata(format!("/proc/{}/ns/net", child.id())).map(|m| m.ino());
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            if here.ok() == Some(want) || exited || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(child)
     }
 
     /// Runs `f` on a fresh thread that has joined this namespace, and returns its result.
