@@ -108,16 +108,22 @@ impl SwitchState {
         cookie: u64,
         ins: Vec<Instruction>,
     ) {
+        // The pipeline writes fields and instructions in canonical order already; sorting them
+        // anyway was a measurable part of the full computation. Debug builds (the tests) check.
+        debug_assert!(fields.is_sorted_by_key(field_rank), "{fields:?}");
+        debug_assert!(ins.is_sorted_by_key(instruction_rank), "{ins:?}");
         let key = FlowKey {
             table,
             priority,
-            r#match: canonical_match(Match::new(fields)),
+            r#match: Match::new(fields),
         };
-        let value = FlowValue {
-            cookie,
-            instructions: canonical_instructions(ins),
-        };
-        self.flows.insert(key, value);
+        self.flows.insert(
+            key,
+            FlowValue {
+                cookie,
+                instructions: ins,
+            },
+        );
     }
 
     /// Number of flows carrying the given network's cookie.

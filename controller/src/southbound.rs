@@ -169,10 +169,12 @@ async fn reconcile_loop(
     bundles: bool,
 ) -> Result<(), SessionError> {
     let h = sw.handle.clone();
-    let mut installed = read_back(&h).await?;
+    // What the switch holds. After a successful push it is the desired state itself, shared
+    // rather than copied: a switch's state is the bulk of a controller's memory.
+    let mut installed = Arc::new(read_back(&h).await?);
     // The desired state as last computed: model version, state, and the networks with members
     // on this node (what decides whether a later change concerns this switch).
-    let mut computed: Option<(u64, SwitchState, BTreeSet<NetworkKey>)> = None;
+    let mut computed: Option<(u64, Arc<SwitchState>, BTreeSet<NetworkKey>)> = None;
     let mut next_resync = Instant::now() + opts.resync_every;
     loop {
         let snap = rx.borrow_and_update().clone();
@@ -190,8 +192,11 @@ async fn reconcile_loop(
             }
             _ => {
                 let idx = Index::for_node(&snap.model, node);
-                let c =
-                    computed.insert((snap.version, idx.switch_state(node), idx.networks_on(node)));
+                let c = computed.insert((
+                    snap.version,
+                    Arc::new(idx.switch_state(node)),
+                    idx.networks_on(node),
+                ));
                 &c.1
             }
         };
@@ -238,7 +243,7 @@ async fn reconcile_loop(
                 // back and try again at the next trigger (or resync).
                 stats.reconcile_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(node, version = snap.version, error = %e, "switch rejected changes");
-                installed = read_back(&h).await?;
+                installed = Arc::new(read_back(&h).await?);
             }
         }
         stats.reconciles.fetch_add(1, Ordering::Relaxed);
@@ -260,7 +265,7 @@ async fn reconcile_loop(
                 }
                 _ = tokio::time::sleep_until(next_resync.into()) => {
                     next_resync = Instant::now() + opts.resync_every;
-                    installed = read_back(&h).await?;
+                    installed = Arc::new(read_back(&h).await?);
                     break;
                 }
                 ev = sw.events.recv() => match ev {
