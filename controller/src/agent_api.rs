@@ -238,6 +238,9 @@ impl NodeControl for NodeControlService {
             .filter(|p| !p.peer_node.is_empty() && p.ofport > 0 && p.ofport < 0xff00)
             .map(|p| (p.peer_node.clone(), p.ofport as u32))
             .collect();
+        // Durable although agents report again on reconnect: after a restart, switches may
+        // reconnect before their agents, and a model without the tunnels would remove their
+        // flows.
         self.store
             .update(|m| {
                 let n = m
@@ -276,7 +279,10 @@ impl NodeControl for NodeControlService {
         let key = request.network.clone();
         let (res, _) = self
             .store
-            .update(|m| ipam::reserve(m, request))
+            // A reservation lost in a crash is harmless: the agent's Attach then fails as "not
+            // prepared", the ADD is rolled back and retried, so no address is used twice. Not
+            // syncing it halves the disk syncs per CNI ADD.
+            .update_relaxed(|m| ipam::reserve(m, request))
             .map_err(status)?;
         let snap = self.store.snapshot();
         let net = snap

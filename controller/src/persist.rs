@@ -188,8 +188,18 @@ impl RedbStore {
         Ok(())
     }
 
-    fn write(&self, version: u64, old: &Model, new: &Model) -> Result<(), PersistError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
+    fn write(
+        &self,
+        version: u64,
+        old: &Model,
+        new: &Model,
+        durable: bool,
+    ) -> Result<(), PersistError> {
+        let mut tx = self.db.begin_write().map_err(db_err)?;
+        if !durable {
+            // Made durable by the next durable commit; lost in a crash before it.
+            tx.set_durability(redb::Durability::None).map_err(db_err)?;
+        }
         write_all(&tx, old, new)?;
         tx.open_table(STATE)
             .map_err(db_err)?
@@ -207,8 +217,9 @@ fn write_all(tx: &WriteTransaction, old: &Model, new: &Model) -> Result<(), Pers
 }
 
 impl Persist for RedbStore {
-    fn save(&self, version: u64, old: &Model, new: &Model) -> Result<(), String> {
-        self.write(version, old, new).map_err(|e| e.to_string())
+    fn save(&self, version: u64, old: &Model, new: &Model, durable: bool) -> Result<(), String> {
+        self.write(version, old, new, durable)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -275,7 +286,7 @@ mod tests {
             let mut m = Model::default();
             m.add_network(NetworkKey::new("ns", "a"), &NetworkSpec::default())
                 .unwrap();
-            s.save(7, &Model::default(), &m).unwrap();
+            s.save(7, &Model::default(), &m, true).unwrap();
         }
         let s = RedbStore::open(&path).unwrap();
         let (m, v) = s.load().unwrap();
@@ -290,11 +301,12 @@ mod tests {
         let s = RedbStore::open(&path).unwrap();
         let m1 = with_pod(&Model::default(), "p1");
         let m2 = with_pod(&m1, "p22");
-        s.save(1, &Model::default(), &m1).unwrap();
-        s.save(2, &m1, &m2).unwrap();
+        s.save(1, &Model::default(), &m1, true).unwrap();
+        // Not durable on its own: the durable commit after it makes it so.
+        s.save(2, &m1, &m2, false).unwrap();
         let mut m3 = m2.clone();
         m3.attachments.retain(|id, _| id.container_id == "c/p22");
-        s.save(3, &m2, &m3).unwrap();
+        s.save(3, &m2, &m3, true).unwrap();
         drop(s);
         let (m, v) = RedbStore::open(&path).unwrap().load().unwrap();
         assert_eq!((m, v), (m3, 3));
@@ -327,7 +339,7 @@ mod tests {
         assert_eq!(s.load().unwrap(), (m.clone(), 9));
         // Converted once: later saves are deltas against it and it loads the same way.
         let m2 = with_pod(&m, "p22");
-        s.save(10, &m, &m2).unwrap();
+        s.save(10, &m, &m2, true).unwrap();
         assert_eq!(s.load().unwrap(), (m2, 10));
     }
 

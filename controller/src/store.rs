@@ -25,8 +25,9 @@ pub struct Snapshot {
 /// Where the model is kept across restarts (standalone: redb; in a cluster: the API server).
 pub trait Persist: Send + Sync + 'static {
     /// Stores `new` as `version`; `old` is what the previous call stored, so only the
-    /// difference needs writing.
-    fn save(&self, version: u64, old: &Model, new: &Model) -> Result<(), String>;
+    /// difference needs writing. Without `durable` the write may be lost in a crash until the
+    /// next durable one (no disk sync of its own).
+    fn save(&self, version: u64, old: &Model, new: &Model, durable: bool) -> Result<(), String>;
 }
 
 /// Why an update did not happen.
@@ -84,6 +85,24 @@ impl ModelStore {
         &self,
         f: impl FnOnce(&mut Model) -> Result<T, ModelError>,
     ) -> Result<(T, u64), StoreError> {
+        self.update_with(true, f)
+    }
+
+    /// [`ModelStore::update`] for changes a crash may lose without harm (the caller's protocol
+    /// repeats or fails them safely): persisted without a disk sync of their own, which on a
+    /// slow disk is most of an update's latency.
+    pub fn update_relaxed<T>(
+        &self,
+        f: impl FnOnce(&mut Model) -> Result<T, ModelError>,
+    ) -> Result<(T, u64), StoreError> {
+        self.update_with(false, f)
+    }
+
+    fn update_with<T>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&mut Model) -> Result<T, ModelError>,
+    ) -> Result<(T, u64), StoreError> {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let cur = self.snapshot();
         let mut model = (*cur.model).clone();
@@ -93,7 +112,7 @@ impl ModelStore {
         }
         let version = cur.version + 1;
         if let Some(p) = &self.persist {
-            p.save(version, &cur.model, &model)
+            p.save(version, &cur.model, &model, durable)
                 .map_err(StoreError::Persist)?;
         }
         let mut changes = cur.changes.clone();
