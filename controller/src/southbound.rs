@@ -225,9 +225,8 @@ async fn reconcile_loop(
                 if let Ok(mut m) = stats.flows_per_switch.lock() {
                     m.insert(node.to_string(), desired.flows.len());
                 }
-                if flow_mods + group_mods > 0 {
-                    installed = desired.clone();
-                }
+                // Equal in content now; sharing the desired state also drops a read-back copy.
+                installed = desired.clone();
                 store.confirm(node, snap.version);
                 tracing::debug!(
                     node,
