@@ -203,6 +203,28 @@ struct Member<'m> {
     att: &'m Attachment,
 }
 
+impl<'m> Member<'m> {
+    /// Attachments of unregistered nodes still count as members (usize::MAX: no switch, no
+    /// tunnel).
+    fn of(node_ids: &HashMap<&str, usize, FastHash>, att: &'m Attachment) -> Self {
+        let node = node_ids
+            .get(att.node.as_str())
+            .copied()
+            .unwrap_or(usize::MAX);
+        Member { node, att }
+    }
+}
+
+/// Node name -> dense number (its rank in the model's node order).
+fn node_numbers(model: &Model) -> HashMap<&str, usize, FastHash> {
+    model
+        .nodes
+        .keys()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect()
+}
+
 /// Attachments grouped the ways the pipeline needs, built once per computation.
 pub struct Index<'m> {
     model: &'m Model,
@@ -214,23 +236,15 @@ pub struct Index<'m> {
 
 impl<'m> Index<'m> {
     pub fn new(model: &'m Model) -> Self {
-        let node_ids: HashMap<&str, usize, FastHash> = model
-            .nodes
-            .keys()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
+        let node_ids = node_numbers(model);
         let mut by_network: HashMap<&NetworkKey, Vec<Member>, FastHash> = HashMap::default();
         let mut by_node: HashMap<&str, Vec<&Attachment>, FastHash> = HashMap::default();
         for a in model.attachments.values() {
             if model.networks.contains_key(&a.network) {
-                // Attachments of unregistered nodes still count as members (usize::MAX: no
-                // switch, no tunnel), as they always did.
-                let node = node_ids.get(a.node.as_str()).copied().unwrap_or(usize::MAX);
                 by_network
                     .entry(&a.network)
                     .or_default()
-                    .push(Member { node, att: a });
+                    .push(Member::of(&node_ids, a));
                 by_node.entry(a.node.as_str()).or_default().push(a);
             }
         }
@@ -248,12 +262,7 @@ impl<'m> Index<'m> {
     /// [`Index::switch_state`] and [`Index::networks_on`] give the same answers for `node` as on
     /// a full index; other nodes' answers are incomplete.
     pub fn for_node(model: &'m Model, node: &str) -> Self {
-        let node_ids: HashMap<&str, usize, FastHash> = model
-            .nodes
-            .keys()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
+        let node_ids = node_numbers(model);
         let mut by_node: HashMap<&str, Vec<&Attachment>, FastHash> = HashMap::default();
         let mut local: HashMap<&NetworkKey, Vec<Member>, FastHash> = HashMap::default();
         for a in model.attachments.values() {
@@ -264,8 +273,7 @@ impl<'m> Index<'m> {
         }
         for a in model.attachments.values() {
             if let Some(members) = local.get_mut(&a.network) {
-                let node = node_ids.get(a.node.as_str()).copied().unwrap_or(usize::MAX);
-                members.push(Member { node, att: a });
+                members.push(Member::of(&node_ids, a));
             }
         }
         Index {
