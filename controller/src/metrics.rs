@@ -14,6 +14,12 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// A metric with one unlabelled value: header and sample, the name written once.
+fn scalar(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    metric(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 /// Escapes a label value per the exposition format.
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -24,78 +30,54 @@ fn label(v: &str) -> String {
 pub fn render(store: &ModelStore, stats: &SouthboundStats) -> String {
     let mut o = String::new();
     let snap = store.snapshot();
-    metric(
+    scalar(
         &mut o,
         "weft_model_version",
         "gauge",
         "Version of the controller's model.",
+        snap.version,
     );
-    let _ = writeln!(o, "weft_model_version {}", snap.version);
-    metric(
+    scalar(
         &mut o,
         "weft_switches_connected",
         "gauge",
         "Switches with a live OpenFlow session.",
+        stats.switches_connected.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        o,
-        "weft_switches_connected {}",
-        stats.switches_connected.load(Ordering::Relaxed)
-    );
-    metric(
+    scalar(
         &mut o,
         "weft_flow_mods_sent_total",
         "counter",
         "FLOW_MOD messages sent to switches.",
+        stats.flow_mods_sent.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        o,
-        "weft_flow_mods_sent_total {}",
-        stats.flow_mods_sent.load(Ordering::Relaxed)
-    );
-    metric(
+    scalar(
         &mut o,
         "weft_flow_deletes_sent_total",
         "counter",
         "Of the FLOW_MODs sent, the deletes (a restart with valid flows sends none).",
+        stats.flow_deletes_sent.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        o,
-        "weft_flow_deletes_sent_total {}",
-        stats.flow_deletes_sent.load(Ordering::Relaxed)
-    );
-    metric(
+    scalar(
         &mut o,
         "weft_group_mods_sent_total",
         "counter",
         "GROUP_MOD messages sent to switches.",
+        stats.group_mods_sent.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        o,
-        "weft_group_mods_sent_total {}",
-        stats.group_mods_sent.load(Ordering::Relaxed)
-    );
-    metric(
+    scalar(
         &mut o,
         "weft_reconciles_skipped_total",
         "counter",
         "Reconciles whose model change did not concern the switch (nothing recomputed).",
+        stats.reconciles_skipped.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        o,
-        "weft_reconciles_skipped_total {}",
-        stats.reconciles_skipped.load(Ordering::Relaxed)
-    );
-    metric(
+    scalar(
         &mut o,
         "weft_reconcile_errors_total",
         "counter",
         "Reconciles a switch rejected.",
-    );
-    let _ = writeln!(
-        o,
-        "weft_reconcile_errors_total {}",
-        stats.reconcile_errors.load(Ordering::Relaxed)
+        stats.reconcile_errors.load(Ordering::Relaxed),
     );
     metric(
         &mut o,
@@ -124,15 +106,20 @@ pub fn render(store: &ModelStore, stats: &SouthboundStats) -> String {
             let _ = writeln!(o, "weft_switch_flows{{node=\"{}\"}} {n}", label(node));
         }
     }
-    metric(&mut o, "weft_networks", "gauge", "Networks in the model.");
-    let _ = writeln!(o, "weft_networks {}", snap.model.networks.len());
-    metric(
+    scalar(
+        &mut o,
+        "weft_networks",
+        "gauge",
+        "Networks in the model.",
+        snap.model.networks.len(),
+    );
+    scalar(
         &mut o,
         "weft_attachments",
         "gauge",
         "Attachments in the model.",
+        snap.model.attachments.len(),
     );
-    let _ = writeln!(o, "weft_attachments {}", snap.model.attachments.len());
     metric(
         &mut o,
         "weft_ipam_used_addresses",
