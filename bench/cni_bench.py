@@ -21,40 +21,18 @@ import sys
 import threading
 import time
 
-BIN = os.environ["WEFT_BIN_DIR"]
-WEFTCTL = os.path.join(BIN, "weftctl")
+from benchlib import BIN, ENV, emit, percentile, run, sh, weftctl
 LAB = os.environ.get("BENCH_LAB", "cnibench")
 PODS = int(os.environ.get("BENCH_PODS", "100"))
 PAR = int(os.environ.get("BENCH_PAR", "50"))
 NODES = 3
 PLUGINS = "/usr/lib/cni"
-ENV = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
 LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
 CLONE_NEWNET = 0x40000000
-results = []
-
-
-def emit(figure, variant, value, unit, **extra):
-    rec = {"figure": figure, "variant": variant, "value": value, "unit": unit}
-    rec.update(extra)
-    results.append(rec)
-    print(json.dumps(rec), flush=True)
-
-
-def sh(args, check=True, timeout=120):
-    r = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=timeout)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}")
-    return r
 
 
 def w(*args, check=True, timeout=300):
-    return sh([WEFTCTL, "--lab", LAB, *args], check=check, timeout=timeout)
-
-
-def percentile(values, p):
-    v = sorted(values)
-    return v[min(len(v) - 1, max(0, round(p / 100 * len(v) + 0.5) - 1))]
+    return weftctl(LAB, *args, check=check, timeout=timeout)
 
 
 class Plugin:
@@ -117,7 +95,7 @@ class Plugin:
         return times
 
 
-def run(plugin, nodes, prefix):
+def bench_plugin(plugin, nodes, prefix):
     """Sequential ADDs then DELs, then PAR parallel ADDs then DELs; emits p50/p99 of each."""
     def calls(n, tag):
         out = []
@@ -161,7 +139,7 @@ def main():
     sh(["ip", "netns", "add", warm])
     weft.call("ADD", "node1", warm, "f" * 64)
     weft.call("DEL", "node1", warm, "f" * 64)
-    run(weft, nodes, "w")
+    bench_plugin(weft, nodes, "w")
 
     bridge = Plugin("bridge", os.path.join(PLUGINS, "bridge"),
                     {"cniVersion": "1.0.0", "name": "brbench", "type": "bridge", "bridge": "cnibr0",
@@ -171,29 +149,12 @@ def main():
     bridge.call("ADD", "node1", warm, "f" * 64)
     bridge.call("DEL", "node1", warm, "f" * 64)
     # The Linux bridge lives in one node's namespace, as a bridge CNI does on one host.
-    run(bridge, ["node1"], "b")
+    bench_plugin(bridge, ["node1"], "b")
     sh(["ip", "netns", "del", warm], check=False)
     emit("bench_wall_time", "total", round(time.monotonic() - t0, 1), "s")
-
-
-def summary():
-    lines = ["| figure | variant | value |", "|---|---|---|"]
-    for r in results:
-        extra = f" (target {r['target']}, {'met' if r['pass'] else 'NOT met'})" if "target" in r else ""
-        lines.append(f"| {r['figure']} | {r['variant']} | {r['value']} {r['unit']}{extra} |")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":
     if os.geteuid() != 0:
         sys.exit("cni_bench: needs root (network namespaces, OVS)")
-    code = 0
-    try:
-        main()
-    except Exception as e:  # report, then still clean up
-        print(f"bench failed: {e}", file=sys.stderr)
-        code = 1
-    finally:
-        w("lab", "down", check=False)
-    print("\n" + summary(), file=sys.stderr)
-    sys.exit(code)
+    run(main, lambda: w("lab", "down", check=False))

@@ -13,38 +13,20 @@ also on failure. Needs root, Open vSwitch, iperf3, ping (scripts/install-deps.sh
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 
-BIN = os.environ["WEFT_BIN_DIR"]
-WEFTCTL = os.path.join(BIN, "weftctl")
+from benchlib import BIN, ENV, emit, percentile, run, sh, weftctl
 LAB = os.environ.get("BENCH_LAB", "bench")
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 PODS = int(os.environ.get("BENCH_PODS", "100"))
 FAKE = int(os.environ.get("BENCH_FAKE_ATTACHMENTS", "2000"))  # ~5 flows each on node1
 LB = "weft-benchlb"  # namespaces of the Linux bridge baseline
-ENV = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-results = []
-
-
-def emit(figure, variant, value, unit, **extra):
-    rec = {"figure": figure, "variant": variant, "value": value, "unit": unit}
-    rec.update(extra)
-    results.append(rec)
-    print(json.dumps(rec), flush=True)
-
-
-def sh(args, check=True, timeout=120, **kw):
-    r = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=timeout, **kw)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}")
-    return r
 
 
 def w(*args, check=True, timeout=120):
-    return sh([WEFTCTL, "--lab", LAB, *args], check=check, timeout=timeout)
+    return weftctl(LAB, *args, check=check, timeout=timeout)
 
 
 def wj(*args):
@@ -102,12 +84,6 @@ def rtt(client_ns, ip, count=300):
     line = [l for l in r.stdout.splitlines() if "min/avg/max" in l][0]
     mn, avg, mx, mdev = (float(x) for x in line.split("=")[1].split()[0].split("/"))
     return avg, mx
-
-
-def percentile(values, p):
-    v = sorted(values)
-    k = max(0, min(len(v) - 1, int(round(p / 100 * len(v) + 0.5)) - 1))
-    return v[k]
 
 
 def measure(label, client_ns, server_ns, ip):
@@ -257,28 +233,10 @@ def main():
     emit("bench_wall_time", "total", round(time.monotonic() - t_start, 1), "s")
 
 
-def summary():
-    by = {(r["figure"], r["variant"]): r for r in results}
-    lines = ["| figure | variant | value |", "|---|---|---|"]
-    for r in results:
-        extra = ""
-        if "target" in r:
-            extra = f" (target {r['target']})"
-        if r.get("complete") is False:
-            extra += " INCOMPLETE"
-        lines.append(f"| {r['figure']} | {r['variant']} | {r['value']} {r['unit']}{extra} |")
-    return "\n".join(lines)
+def cleanup():
+    teardown_linux_bridge_fabric()
+    w("lab", "down", check=False)
 
 
 if __name__ == "__main__":
-    code = 0
-    try:
-        main()
-    except Exception as e:  # report, then still clean up
-        print(f"bench failed: {e}", file=sys.stderr)
-        code = 1
-    finally:
-        teardown_linux_bridge_fabric()
-        w("lab", "down", check=False)
-    print("\n" + summary(), file=sys.stderr)
-    sys.exit(code)
+    run(main, cleanup)
