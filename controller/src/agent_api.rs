@@ -311,6 +311,7 @@ impl NodeControl for NodeControlService {
             return Err(bad(format!("invalid ofport {}", r.ofport)));
         }
         let node = r.node_name.clone();
+        let started = std::time::Instant::now();
         let (affected, version) = self
             .store
             .update(|m| {
@@ -320,7 +321,7 @@ impl NodeControl for NodeControlService {
                 if res.network != network {
                     return Err(not_prepared());
                 }
-                m.attach(Attachment {
+                let stale = m.attach(Attachment {
                     id: id.clone(),
                     network: network.clone(),
                     node: node.clone(),
@@ -329,6 +330,14 @@ impl NodeControl for NodeControlService {
                     ips: res.ips.iter().map(|n| n.addr()).collect(),
                     pod,
                 })?;
+                for s in &stale {
+                    tracing::warn!(
+                        node = %node,
+                        ofport = r.ofport,
+                        stale = %format_args!("{}/{}", s.container_id, s.ifname),
+                        "port number reused: dropped the attachment that still held it"
+                    );
+                }
                 let mut nodes: Vec<String> =
                     m.attachments_of(&network).map(|a| a.node.clone()).collect();
                 nodes.sort();
@@ -336,6 +345,7 @@ impl NodeControl for NodeControlService {
                 Ok(nodes)
             })
             .map_err(status)?;
+        let committed = started.elapsed();
         // Wait for the attaching node and every other node whose switch is connected.
         let connected = self.store.confirmed();
         let wait: Vec<String> = affected
@@ -346,6 +356,14 @@ impl NodeControl for NodeControlService {
             .wait_confirmed(&wait, version, self.settings.confirm_timeout)
             .await
             .map_err(|e| Status::deadline_exceeded(e.to_string()))?;
+        tracing::debug!(
+            %node,
+            version,
+            switches = wait.len(),
+            commit_us = committed.as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "attachment confirmed"
+        );
         Ok(Response::new(pb::AttachReply { version }))
     }
 

@@ -341,8 +341,12 @@ impl Model {
         self.attachments.values().filter(move |a| &a.network == key)
     }
 
-    /// Adds or replaces an attachment after checking it against its network.
-    pub fn attach(&mut self, a: Attachment) -> Result<(), ModelError> {
+    /// Adds or replaces an attachment after checking it against its network. Returns the
+    /// attachments it evicted: one port number belongs to one attachment per node, and a node's
+    /// agent gives a number to a new port only once the old port is gone, so an attachment still
+    /// holding it is stale (its DEL never reached the controller) and its flows would otherwise
+    /// classify the new pod's traffic too.
+    pub fn attach(&mut self, a: Attachment) -> Result<Vec<AttachmentId>, ModelError> {
         let net = self
             .networks
             .get(&a.network)
@@ -372,8 +376,18 @@ impl Model {
         {
             return Err(ModelError::IpOutsideSubnet(*ip));
         }
+        let stale: Vec<AttachmentId> = self
+            .attachments
+            .values()
+            .filter(|o| o.id != a.id && o.node == a.node && o.ofport == a.ofport)
+            .map(|o| o.id.clone())
+            .collect();
+        for id in &stale {
+            self.attachments.remove(id);
+            self.reservations.remove(id);
+        }
         self.attachments.insert(a.id.clone(), a);
-        Ok(())
+        Ok(stale)
     }
 
     /// Forgets a node for good (as deleting a Kubernetes Node does): its record and, only with
@@ -513,7 +527,7 @@ mod tests {
             },
             network: key.clone(),
             node: "n1".into(),
-            ofport: 1,
+            ofport: u32::from(mac),
             mac: [2, 0, 0, 0, 0, mac],
             ips: vec![ip.parse().unwrap()],
             pod: PodRef {
@@ -546,5 +560,53 @@ mod tests {
         ));
         m.remove_network(&key, true).unwrap();
         assert!(m.attachments.is_empty());
+    }
+
+    #[test]
+    fn a_reused_port_number_evicts_the_stale_attachment_on_that_node_only() {
+        let mut m = Model::default();
+        for (n, dpid) in [("n1", 1), ("n2", 2)] {
+            m.nodes.insert(
+                n.into(),
+                Node {
+                    name: n.into(),
+                    underlay_ip: "192.0.2.1".parse().unwrap(),
+                    datapath_id: dpid,
+                    tunnel_ports: BTreeMap::new(),
+                },
+            );
+        }
+        let key = NetworkKey::new("ns", "red");
+        m.add_network(key.clone(), &NetworkSpec::default()).unwrap();
+        let att = |c: &str, node: &str, ofport: u32, mac: u8| Attachment {
+            id: AttachmentId {
+                container_id: c.into(),
+                ifname: "net1".into(),
+            },
+            network: key.clone(),
+            node: node.into(),
+            ofport,
+            mac: [2, 0, 0, 0, 0, mac],
+            ips: vec![],
+            pod: PodRef {
+                namespace: "ns".into(),
+                name: c.into(),
+                uid: c.into(),
+            },
+        };
+        assert!(m.attach(att("old", "n1", 40000, 1)).unwrap().is_empty());
+        // Same number on another node: a different port, nothing evicted.
+        assert!(m.attach(att("other", "n2", 40000, 2)).unwrap().is_empty());
+        // Re-attaching the same attachment is not an eviction.
+        assert!(m.attach(att("old", "n1", 40000, 1)).unwrap().is_empty());
+        let evicted = m.attach(att("new", "n1", 40000, 3)).unwrap();
+        assert_eq!(evicted.len(), 1);
+        assert_eq!(evicted[0].container_id, "old");
+        let left: Vec<&str> = m
+            .attachments
+            .keys()
+            .map(|id| id.container_id.as_str())
+            .collect();
+        assert_eq!(left, ["new", "other"]);
     }
 }

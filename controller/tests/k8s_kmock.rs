@@ -47,6 +47,9 @@ fn opts() -> Options {
     }
 }
 
+/// Port numbers for [`attach`]: one per attachment, as an agent gives them.
+static NEXT_OFPORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(10);
+
 /// Attaches a pod interface the way the agent does (prepare, then attach).
 fn attach(store: &ModelStore, net: &str, pod: &str, uid: &str, container: &str) -> AttachmentId {
     let id = AttachmentId {
@@ -76,7 +79,7 @@ fn attach(store: &ModelStore, net: &str, pod: &str, uid: &str, container: &str) 
                 id: id.clone(),
                 network: key.clone(),
                 node: "node-1".into(),
-                ofport: 10,
+                ofport: NEXT_OFPORT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 mac: r.mac,
                 ips: r.ips.iter().map(|n| n.addr()).collect(),
                 pod: pod.clone(),
