@@ -228,3 +228,72 @@ async fn cni_del_succeeds_when_things_are_already_gone() {
     // Never added at all.
     assert_eq!(node.cni("DEL", "never", "", "net1", &conf).await.0, 0);
 }
+
+/// The agent picks pod port numbers itself (so the controller can install flows while the port
+/// is being made): from the half of the range ovs-vswitchd leaves to controllers, never a number
+/// another port holds, not reusing a freed number at once, and continuing after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cni_pod_port_numbers_are_chosen_by_the_agent() {
+    let Some(mut node) = Node::start("cni_pod_port_numbers_are_chosen_by_the_agent").await else {
+        return;
+    };
+    let before = node.snapshot();
+    // A port made by hand that holds the first number of the agent's range.
+    node.ovs
+        .vsctl(&[
+            "add-port",
+            BRIDGE,
+            "byhand0",
+            "--",
+            "set",
+            "Interface",
+            "byhand0",
+            "type=internal",
+            "ofport_request=32768",
+        ])
+        .unwrap();
+    let number = |node: &Node, port: &str| -> u32 {
+        node.ovs
+            .vsctl(&["get", "Interface", port, "ofport"])
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(number(&node, "byhand0"), 32768);
+    let conf = node.conf("1.0.0", "red/red");
+    let add = async |node: &Node, cid: &str, p: &weft_testbed::NetNs| {
+        let r = node.cni("ADD", cid, &netns_path(p), "net1", &conf).await;
+        assert_eq!(r.0, 0, "{}", r.1);
+        let n = number(node, &host_ifname(cid, "net1"));
+        let told = node.ctl.reservations()[&(cid.to_string(), "net1".to_string())].ofport;
+        assert_eq!(told, Some(n), "the controller got the port's real number");
+        n
+    };
+    let (p1, p2, p3) = (node.pod(), node.pod(), node.pod());
+    let n1 = add(&node, "c1", &p1).await;
+    assert!((32769..0xff00).contains(&n1), "{n1}");
+    assert_eq!(
+        node.cni("DEL", "c1", &netns_path(&p1), "net1", &conf)
+            .await
+            .0,
+        0
+    );
+    let n2 = add(&node, "c2", &p2).await;
+    assert!(
+        n2 > n1,
+        "a freed number is not handed out again at once: {n1} then {n2}"
+    );
+    node.stop_agent().await;
+    node.start_agent().await;
+    let n3 = add(&node, "c3", &p3).await;
+    assert!(n3 > n2, "a restarted agent continues after {n2}, got {n3}");
+    for (cid, p) in [("c2", &p2), ("c3", &p3)] {
+        assert_eq!(
+            node.cni("DEL", cid, &netns_path(p), "net1", &conf).await.0,
+            0
+        );
+    }
+    node.ovs.vsctl(&["del-port", BRIDGE, "byhand0"]).unwrap();
+    assert_eq!(node.snapshot(), before);
+}

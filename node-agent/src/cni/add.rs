@@ -53,6 +53,7 @@ pub(crate) async fn add<P: PortPlugger>(
     inner: &Arc<Inner<P>>,
     r: pb::CniRequest,
 ) -> Result<pb::CniResult, CniError> {
+    let mut steps = Steps::new();
     validate(&r, true)?;
     if r.network.is_empty() {
         return Err(CniError::new(codes::INVALID_CONFIG, "no network named"));
@@ -84,8 +85,9 @@ pub(crate) async fn add<P: PortPlugger>(
         ));
     }
 
+    steps.mark("netns");
     let mut undo = Undo::new();
-    match plumb(inner, &r, &ns, &pod, &mut undo).await {
+    match plumb(inner, &r, &ns, &pod, &mut undo, &mut steps).await {
         Ok(res) => {
             undo.commit();
             Ok(res)
@@ -104,9 +106,9 @@ async fn plumb<P: PortPlugger>(
     ns: &std::fs::File,
     pod: &Netlink,
     undo: &mut Undo,
+    steps: &mut Steps,
 ) -> Result<pb::CniResult, CniError> {
     let args = cni_args(r);
-    let mut steps = Steps::new();
     // 1. Delegated IPAM, if the network configuration asks for it.
     let mut delegated: Option<pb::CniResult> = None;
     if !r.ipam_type.is_empty() {
@@ -232,58 +234,7 @@ async fn plumb<P: PortPlugger>(
         });
     }
     steps.mark("add_veth");
-    let in_pod = pod
-        .link(&r.ifname)
-        .await
-        .map_err(link_err)?
-        .ok_or_else(|| {
-            CniError::new(
-                codes::LINK_FAILED,
-                format!("{} not found in pod netns after creation", r.ifname),
-            )
-        })?;
-    pod.set_up(in_pod.index).await.map_err(link_err)?;
-    steps.mark("configure");
-    if inner.cfg.userspace_datapath {
-        crate::netlink::disable_tx_checksum(ns, &r.ifname)
-            .await
-            .map_err(link_err)?;
-    }
-    for (ip, prefix) in &parsed {
-        pod.add_address(in_pod.index, *ip, *prefix)
-            .await
-            .map_err(link_err)?;
-    }
-    steps.mark("addresses");
-    let routes = delegated
-        .as_ref()
-        .map(|d| d.routes.clone())
-        .unwrap_or_default();
-    for rt in &routes {
-        let (dst, plen) = parse_cidr(&rt.dst).ok_or_else(|| {
-            CniError::new(
-                codes::IPAM_FAILED,
-                format!("route destination {:?}", rt.dst),
-            )
-        })?;
-        let gw =
-            match rt.gw.as_str() {
-                "" => delegated
-                    .as_ref()
-                    .and_then(|d| {
-                        d.ips
-                            .iter()
-                            .find(|i| !i.gateway.is_empty() && same_family(&i.gateway, &dst))
-                    })
-                    .and_then(|i| i.gateway.parse().ok()),
-                g => Some(g.parse().map_err(|_| {
-                    CniError::new(codes::IPAM_FAILED, format!("route gateway {g:?}"))
-                })?),
-            };
-        pod.add_route(in_pod.index, dst, plen, gw)
-            .await
-            .map_err(link_err)?;
-    }
+    // The host end's MTU is set before ovs-vswitchd opens the device.
     let host = inner
         .host
         .link(&host_if)
@@ -295,42 +246,10 @@ async fn plumb<P: PortPlugger>(
         .configure(host.index, None, None, Some(mtu))
         .await
         .map_err(link_err)?;
+    steps.mark("host_mtu");
 
-    steps.mark("links");
-    // 4. The OVS port.
+    // 4. The record DEL/CHECK/GC rely on.
     let pod_args = r.pod.clone().unwrap_or_default();
-    let ids: BTreeMap<String, String> = [
-        (keys::OWNER, keys::OWNER_CNI),
-        (keys::NETWORK, r.network.as_str()),
-        (keys::POD_NAMESPACE, pod_args.namespace.as_str()),
-        (keys::POD_NAME, pod_args.name.as_str()),
-        (keys::POD_UID, pod_args.uid.as_str()),
-        (keys::CONTAINER_ID, r.container_id.as_str()),
-        (keys::IFNAME, r.ifname.as_str()),
-        (keys::NETNS, r.netns.as_str()),
-        (keys::ATTACHED_MAC, prep.mac.as_str()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let added = inner.ports.add_port(&host_if, &ids).await;
-    {
-        // Registered even on failure: a timed-out add may still have created the row.
-        let i = inner.clone();
-        let name = host_if.clone();
-        undo.push("delete port", move || {
-            async move {
-                if let Err(e) = i.ports.del_port(&name).await {
-                    tracing::warn!(error = %e, port = %name, "rollback: deleting port failed");
-                }
-            }
-            .boxed()
-        });
-    }
-    let ofport = added.map_err(|e| CniError::new(codes::OVS_FAILED, e.to_string()))?;
-    steps.mark("ovs_port");
-
-    // 5. The record DEL/CHECK/GC rely on.
     let record = Record {
         container_id: r.container_id.clone(),
         ifname: r.ifname.clone(),
@@ -362,9 +281,36 @@ async fn plumb<P: PortPlugger>(
             .boxed()
         });
     }
-
     steps.mark("record");
-    // 6. Attach: returns once flows are confirmed on every affected switch (bounded).
+
+    // 5. The port's OpenFlow number, chosen here so the controller can install its flows while
+    // ovs-vswitchd is still opening the device (see port_numbers for why that is safe).
+    let ofport = inner.take_port_number(&host_if).await?;
+    {
+        let i = inner.clone();
+        let name = host_if.clone();
+        undo.push("release port number", move || {
+            async move { i.release_port_number(&name).await }.boxed()
+        });
+    }
+    steps.mark("port_number");
+
+    // 6. At once: the pod end's addresses and routes, the OVS port, and the attachment, which
+    // returns once flows are confirmed on every affected switch (bounded).
+    let ids: BTreeMap<String, String> = [
+        (keys::OWNER, keys::OWNER_CNI),
+        (keys::NETWORK, r.network.as_str()),
+        (keys::POD_NAMESPACE, pod_args.namespace.as_str()),
+        (keys::POD_NAME, pod_args.name.as_str()),
+        (keys::POD_UID, pod_args.uid.as_str()),
+        (keys::CONTAINER_ID, r.container_id.as_str()),
+        (keys::IFNAME, r.ifname.as_str()),
+        (keys::NETNS, r.netns.as_str()),
+        (keys::ATTACHED_MAC, prep.mac.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     let attach = agent::AttachRequest {
         node_name: inner.cfg.node_name.clone(),
         network: r.network.clone(),
@@ -375,7 +321,40 @@ async fn plumb<P: PortPlugger>(
         ips: addrs.clone(),
     };
     let wait = inner.cfg.attach_timeout;
-    match tokio::time::timeout(wait, ctl.clone().attach(attach)).await {
+    let mut ctl_attach = ctl.clone();
+    let (configured, port, attached) = tokio::join!(
+        timed(configure_pod(
+            inner,
+            r,
+            ns,
+            pod,
+            &parsed,
+            delegated.as_ref()
+        )),
+        timed(inner.ports.add_port(&host_if, &ids, Some(ofport))),
+        timed(tokio::time::timeout(wait, ctl_attach.attach(attach))),
+    );
+    {
+        // Registered even on failure: a timed-out add may still have created the row.
+        let i = inner.clone();
+        let name = host_if.clone();
+        undo.push("delete port", move || {
+            async move {
+                if let Err(e) = i.ports.del_port(&name).await {
+                    tracing::warn!(error = %e, port = %name, "rollback: deleting port failed");
+                }
+            }
+            .boxed()
+        });
+    }
+    steps.record("pod_config", configured.1);
+    steps.record("ovs_port", port.1);
+    steps.record("attach", attached.1);
+    steps.mark("parallel");
+    let routes = configured.0?;
+    port.0
+        .map_err(|e| CniError::new(codes::OVS_FAILED, e.to_string()))?;
+    match attached.0 {
         Err(_) => {
             return Err(CniError::new(
                 codes::FLOWS_NOT_CONFIRMED,
@@ -385,7 +364,6 @@ async fn plumb<P: PortPlugger>(
         Ok(Err(s)) => return Err(controller_error("Attach", &s)),
         Ok(Ok(_)) => {}
     }
-    steps.mark("attach");
     tracing::debug!(container = %r.container_id, ifname = %r.ifname, steps_us = ?steps.done, "ADD done");
 
     let gateway_for = |addr: &str| -> String {
@@ -437,6 +415,71 @@ async fn plumb<P: PortPlugger>(
     })
 }
 
+/// Inside the pod: the interface up, its addresses and routes. Returns the routes for the result.
+async fn configure_pod(
+    inner: &Inner<impl PortPlugger>,
+    r: &pb::CniRequest,
+    ns: &std::fs::File,
+    pod: &Netlink,
+    addrs: &[(std::net::IpAddr, u8)],
+    delegated: Option<&pb::CniResult>,
+) -> Result<Vec<pb::Route>, CniError> {
+    let in_pod = pod
+        .link(&r.ifname)
+        .await
+        .map_err(link_err)?
+        .ok_or_else(|| {
+            CniError::new(
+                codes::LINK_FAILED,
+                format!("{} not found in pod netns after creation", r.ifname),
+            )
+        })?;
+    pod.set_up(in_pod.index).await.map_err(link_err)?;
+    if inner.cfg.userspace_datapath {
+        crate::netlink::disable_tx_checksum(ns, &r.ifname)
+            .await
+            .map_err(link_err)?;
+    }
+    for (ip, prefix) in addrs {
+        pod.add_address(in_pod.index, *ip, *prefix)
+            .await
+            .map_err(link_err)?;
+    }
+    let routes = delegated.map(|d| d.routes.clone()).unwrap_or_default();
+    for rt in &routes {
+        let (dst, plen) = parse_cidr(&rt.dst).ok_or_else(|| {
+            CniError::new(
+                codes::IPAM_FAILED,
+                format!("route destination {:?}", rt.dst),
+            )
+        })?;
+        let gw =
+            match rt.gw.as_str() {
+                "" => delegated
+                    .and_then(|d| {
+                        d.ips
+                            .iter()
+                            .find(|i| !i.gateway.is_empty() && same_family(&i.gateway, &dst))
+                    })
+                    .and_then(|i| i.gateway.parse().ok()),
+                g => Some(g.parse().map_err(|_| {
+                    CniError::new(codes::IPAM_FAILED, format!("route gateway {g:?}"))
+                })?),
+            };
+        pod.add_route(in_pod.index, dst, plen, gw)
+            .await
+            .map_err(link_err)?;
+    }
+    Ok(routes)
+}
+
+/// Runs `f` and says how long it took (the concurrent steps of an ADD are timed each alone).
+async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, std::time::Duration) {
+    let start = std::time::Instant::now();
+    let out = f.await;
+    (out, start.elapsed())
+}
+
 /// Per-step durations of one ADD, logged at debug level for latency work.
 struct Steps {
     last: std::time::Instant,
@@ -449,6 +492,10 @@ impl Steps {
             last: std::time::Instant::now(),
             done: Vec::new(),
         }
+    }
+    /// A step that ran alongside others, timed on its own.
+    fn record(&mut self, step: &'static str, took: std::time::Duration) {
+        self.done.push((step, took.as_micros()));
     }
     fn mark(&mut self, step: &'static str) {
         let now = std::time::Instant::now();

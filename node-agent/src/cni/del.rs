@@ -68,6 +68,7 @@ async fn teardown<P: PortPlugger>(inner: &Arc<Inner<P>>, t: Teardown) -> Result<
         .del_port(&host_if)
         .await
         .map_err(|e| CniError::new(codes::OVS_FAILED, e.to_string()))?;
+    inner.release_port_number(&host_if).await;
     // Deleting the host end removes the pod end too, in whatever namespace it is.
     inner
         .host

@@ -5,6 +5,7 @@
 mod add;
 mod del;
 pub mod ipam;
+pub mod port_numbers;
 pub mod ports;
 pub mod state;
 mod undo;
@@ -84,6 +85,8 @@ pub(crate) struct Inner<P> {
     pub host: Netlink,
     pub state: StateDir,
     locks: Mutex<HashMap<(String, String), LockCell>>,
+    /// Pod port numbers; loaded from the bridge on first use.
+    numbers: tokio::sync::Mutex<Option<port_numbers::PortNumbers>>,
 }
 
 impl<P> Inner<P> {
@@ -95,6 +98,31 @@ impl<P> Inner<P> {
             locks.entry(key).or_default().clone()
         };
         AttachmentLock(m.lock_owned().await)
+    }
+
+    /// An OpenFlow port number for pod port `host_if`, free on the bridge.
+    pub async fn take_port_number(&self, host_if: &str) -> Result<u32, CniError>
+    where
+        P: PortPlugger,
+    {
+        let mut numbers = self.numbers.lock().await;
+        if numbers.is_none() {
+            let existing = self.ports.port_numbers().await.map_err(|e| {
+                CniError::new(codes::OVS_FAILED, format!("reading port numbers: {e}"))
+            })?;
+            *numbers = Some(port_numbers::PortNumbers::new(existing));
+        }
+        numbers
+            .as_mut()
+            .and_then(|n| n.take(host_if))
+            .ok_or_else(|| CniError::new(codes::OVS_FAILED, "no free OpenFlow port number left"))
+    }
+
+    /// Gives back the number `host_if` held (if any).
+    pub async fn release_port_number(&self, host_if: &str) {
+        if let Some(n) = self.numbers.lock().await.as_mut() {
+            n.release(host_if);
+        }
     }
 
     pub fn unlock_gc(&self) {
@@ -149,6 +177,7 @@ impl<P: PortPlugger> CniService<P> {
                 host,
                 state,
                 locks: Mutex::new(HashMap::new()),
+                numbers: tokio::sync::Mutex::new(None),
             }),
         })
     }

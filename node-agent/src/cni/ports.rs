@@ -44,12 +44,17 @@ pub struct PortRecord {
 /// What the CNI server does to the bridge.
 pub trait PortPlugger: Send + Sync + 'static {
     /// Adds port+interface `name` (a system device) to the bridge and returns its ofport once
-    /// the switch assigned one.
+    /// the switch assigned one. With `ofport`, that number is requested, and getting any other
+    /// is an error (the caller may already have flows installed for it).
     fn add_port(
         &self,
         name: &str,
         external_ids: &BTreeMap<String, String>,
+        ofport: Option<u32>,
     ) -> impl Future<Output = Result<u32, PortError>> + Send;
+    /// Every interface's name and OpenFlow number (assigned, else requested), so numbers the
+    /// agent picks never collide with them.
+    fn port_numbers(&self) -> impl Future<Output = Result<Vec<(String, u32)>, PortError>> + Send;
     /// Removes port `name`; `Ok(false)` when there was none.
     fn del_port(&self, name: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
     /// Ports whose `external_ids` has `key` = `value`.
@@ -99,14 +104,15 @@ impl<T: Transact + Send + Sync + 'static> PortPlugger for OvsdbPorts<T> {
         &self,
         name: &str,
         external_ids: &BTreeMap<String, String>,
+        requested: Option<u32>,
     ) -> Result<u32, PortError> {
         let ids = ids_value(external_ids);
+        let mut iface = row([("name", Value::from(name)), ("external_ids", ids.clone())]);
+        if let Some(n) = requested {
+            iface.insert("ofport_request".into(), Value::from(i64::from(n)));
+        }
         let ops = [
-            Operation::insert(
-                "Interface",
-                row([("name", Value::from(name)), ("external_ids", ids.clone())]),
-                Some("iface"),
-            ),
+            Operation::insert("Interface", iface, Some("iface")),
             Operation::insert(
                 "Port",
                 row([
@@ -172,7 +178,42 @@ impl<T: Transact + Send + Sync + 'static> PortPlugger for OvsdbPorts<T> {
                 why: format!("ofport {ofport}: {err}"),
             });
         }
+        if let Some(n) = requested.filter(|n| i64::from(*n) != ofport) {
+            return Err(PortError::Port {
+                name: name.into(),
+                why: format!("requested OpenFlow port {n}, ovs-vswitchd assigned {ofport}"),
+            });
+        }
         Ok(ofport as u32)
+    }
+
+    async fn port_numbers(&self) -> Result<Vec<(String, u32)>, PortError> {
+        let ops = [Operation::select(
+            "Interface",
+            vec![],
+            Some(&["name", "ofport", "ofport_request"]),
+        )];
+        let res = self.db.transact(ovsdb_db(), &ops).await?;
+        let number = |r: &crate::ovsdb::Row, col: &str| {
+            r.get(col)
+                .and_then(Value::as_integer)
+                .and_then(|n| u32::try_from(n).ok())
+        };
+        Ok(res
+            .first()
+            .and_then(|r| r.rows.as_ref())
+            .map(|rows| {
+                rows.iter()
+                    .filter_map(|r| {
+                        let name = r.get("name")?.as_str()?.to_string();
+                        Some((
+                            name,
+                            number(r, "ofport").or_else(|| number(r, "ofport_request"))?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     async fn del_port(&self, name: &str) -> Result<bool, PortError> {
