@@ -108,6 +108,7 @@ impl Agent {
                 cc.state_dir = c.state_dir.clone();
                 cc.gc_interval = c.gc_interval;
                 cc.userspace_datapath = cfg.link.bridge.datapath_type == "netdev";
+                cc.metrics = metrics.clone();
                 let controller = NodeControlClient::new(cfg.link.target.channel_lazy()?);
                 let ports = OvsdbPorts::new(db.clone(), &cfg.link.bridge.name);
                 let svc = CniService::with_controller(cc, ports, controller).await?;

@@ -80,6 +80,18 @@ pub struct Metrics {
     pub tunnels_desired: AtomicU64,
     /// (kind, state) -> number of ports; replaced on every change.
     ports: Mutex<BTreeMap<(String, String), u64>>,
+    /// CNI requests by (command, CNI error code; 0 = success).
+    cni_requests: Mutex<BTreeMap<(&'static str, u32), u64>>,
+    /// Time the agent spends on a successful ADD (from request to flows confirmed).
+    pub cni_add: Histogram,
+    /// Successful ADDs' time per step: (count, microseconds), to see where an ADD goes.
+    cni_add_steps: Mutex<BTreeMap<&'static str, (u64, u64)>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
 }
 
 impl Default for Metrics {
@@ -95,6 +107,9 @@ impl Default for Metrics {
             config_version: AtomicU64::new(0),
             tunnels_desired: AtomicU64::new(0),
             ports: Mutex::new(BTreeMap::new()),
+            cni_requests: Mutex::new(BTreeMap::new()),
+            cni_add: Histogram::new(LATENCY_BOUNDS),
+            cni_add_steps: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -118,6 +133,71 @@ impl Metrics {
 
     pub fn ports(&self) -> BTreeMap<(String, String), u64> {
         self.ports.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Counts one CNI request and its outcome (0 = success, else the CNI error code).
+    pub fn cni_request(&self, command: &'static str, code: u32) {
+        let mut m = self.cni_requests.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry((command, code)).or_default() += 1;
+    }
+
+    /// Adds one successful ADD's step durations (microseconds).
+    pub fn cni_add_steps(&self, steps: &[(&'static str, u128)]) {
+        let mut m = self.cni_add_steps.lock().unwrap_or_else(|e| e.into_inner());
+        for (step, us) in steps {
+            let e = m.entry(step).or_default();
+            e.0 += 1;
+            e.1 += u64::try_from(*us).unwrap_or(u64::MAX);
+        }
+    }
+
+    fn render_cni(&self, o: &mut String) {
+        header(
+            o,
+            "weft_agent_cni_requests_total",
+            "counter",
+            "CNI requests by command and result (0 = success, else the CNI error code).",
+        );
+        for ((cmd, code), n) in self
+            .cni_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                o,
+                "weft_agent_cni_requests_total{{command=\"{cmd}\",code=\"{code}\"}} {n}"
+            );
+        }
+        header(
+            o,
+            "weft_agent_cni_add_seconds",
+            "histogram",
+            "Agent time of successful ADDs, from request to flows confirmed.",
+        );
+        self.cni_add.render(o, "weft_agent_cni_add_seconds");
+        header(
+            o,
+            "weft_agent_cni_add_step_seconds",
+            "summary",
+            "Time of successful ADDs per step (steps marked concurrent overlap: pod_config, ovs_port, attach).",
+        );
+        for (step, (count, us)) in self
+            .cni_add_steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let secs = *us as f64 / 1e6;
+            let _ = writeln!(
+                o,
+                "weft_agent_cni_add_step_seconds_sum{{step=\"{step}\"}} {secs}"
+            );
+            let _ = writeln!(
+                o,
+                "weft_agent_cni_add_step_seconds_count{{step=\"{step}\"}} {count}"
+            );
+        }
     }
 
     pub fn render(&self) -> String {
@@ -209,6 +289,7 @@ impl Metrics {
                 label(&state)
             );
         }
+        self.render_cni(&mut o);
         o
     }
 }
@@ -302,5 +383,26 @@ mod tests {
         assert!(t.contains("weft_agent_controller_connected 1\n"));
         assert!(t.contains("weft_agent_reconcile_errors_total 3\n"));
         assert!(t.contains("# TYPE weft_agent_ovsdb_transaction_seconds histogram\n"));
+    }
+
+    #[test]
+    fn renders_cni_requests_and_add_steps() {
+        let m = Metrics::default();
+        m.cni_request("ADD", 0);
+        m.cni_request("ADD", 0);
+        m.cni_request("ADD", 100);
+        m.cni_add_steps(&[("prepare", 1500), ("attach", 4000)]);
+        m.cni_add_steps(&[("prepare", 500)]);
+        m.cni_add.observe(Duration::from_millis(12));
+        let t = m.render();
+        assert!(
+            t.contains("weft_agent_cni_requests_total{command=\"ADD\",code=\"0\"} 2\n"),
+            "{t}"
+        );
+        assert!(t.contains("weft_agent_cni_requests_total{command=\"ADD\",code=\"100\"} 1\n"));
+        assert!(t.contains("weft_agent_cni_add_step_seconds_sum{step=\"prepare\"} 0.002\n"));
+        assert!(t.contains("weft_agent_cni_add_step_seconds_count{step=\"prepare\"} 2\n"));
+        assert!(t.contains("weft_agent_cni_add_seconds_bucket{le=\"0.025\"} 1\n"));
+        assert!(t.contains("weft_agent_cni_add_seconds_bucket{le=\"0.01\"} 0\n"));
     }
 }

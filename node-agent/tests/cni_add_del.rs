@@ -296,4 +296,13 @@ async fn cni_pod_port_numbers_are_chosen_by_the_agent() {
     }
     node.ovs.vsctl(&["del-port", BRIDGE, "byhand0"]).unwrap();
     assert_eq!(node.snapshot(), before);
+    // The agent's metrics counted every request and timed every ADD's steps.
+    let m = node.metrics.render();
+    assert!(
+        m.contains("weft_agent_cni_requests_total{command=\"ADD\",code=\"0\"} 3\n")
+            && m.contains("weft_agent_cni_requests_total{command=\"DEL\",code=\"0\"} 3\n")
+            && m.contains("weft_agent_cni_add_step_seconds_count{step=\"attach\"} 3\n")
+            && m.contains("weft_agent_cni_add_seconds_count 3\n"),
+        "{m}"
+    );
 }

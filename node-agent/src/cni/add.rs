@@ -365,6 +365,7 @@ async fn plumb<P: PortPlugger>(
         Ok(Ok(_)) => {}
     }
     tracing::debug!(container = %r.container_id, ifname = %r.ifname, steps_us = ?steps.done, "ADD done");
+    inner.cfg.metrics.cni_add_steps(&steps.done);
 
     let gateway_for = |addr: &str| -> String {
         if let Some(d) = &delegated {

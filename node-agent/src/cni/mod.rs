@@ -44,6 +44,8 @@ pub struct CniConfig {
     pub gc_interval: Option<Duration>,
     /// The bridge uses OVS's userspace datapath (`netdev`): pod ends get TX checksum offload off.
     pub userspace_datapath: bool,
+    /// Where request counts and ADD timings go (the agent's `/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl CniConfig {
@@ -57,6 +59,7 @@ impl CniConfig {
             controller_timeout: Duration::from_secs(10),
             gc_interval: Some(Duration::from_secs(60)),
             userspace_datapath: false,
+            metrics: Arc::default(),
         }
     }
 }
@@ -286,51 +289,65 @@ where
     res
 }
 
+impl<P> CniService<P> {
+    /// Counts the request by outcome, then answers it.
+    fn counted(
+        &self,
+        command: &'static str,
+        res: Result<Option<pb::CniResult>, CniError>,
+    ) -> Result<Response<pb::CniReply>, Status> {
+        let code = res.as_ref().err().map_or(0, |e| e.code);
+        self.inner.cfg.metrics.cni_request(command, code);
+        reply(res)
+    }
+}
+
 #[tonic::async_trait]
 impl<P: PortPlugger> weft_proto::cni::v1::cni_server::Cni for CniService<P> {
     async fn add(&self, r: Request<pb::CniRequest>) -> Result<Response<pb::CniReply>, Status> {
         let r = r.into_inner();
-        reply(
-            detached(
-                &self.inner,
-                |i| async move { add::add(&i, r).await.map(Some) },
-            )
-            .await,
+        let started = std::time::Instant::now();
+        let res = detached(
+            &self.inner,
+            |i| async move { add::add(&i, r).await.map(Some) },
         )
+        .await;
+        if res.is_ok() {
+            self.inner.cfg.metrics.cni_add.observe(started.elapsed());
+        }
+        self.counted("ADD", res)
     }
 
     async fn check(&self, r: Request<pb::CniRequest>) -> Result<Response<pb::CniReply>, Status> {
         let r = r.into_inner();
-        reply(
-            detached(&self.inner, |i| async move {
-                del::check(&i, r).await.map(|_| None)
-            })
-            .await,
-        )
+        let res = detached(&self.inner, |i| async move {
+            del::check(&i, r).await.map(|_| None)
+        })
+        .await;
+        self.counted("CHECK", res)
     }
 
     async fn del(&self, r: Request<pb::CniRequest>) -> Result<Response<pb::CniReply>, Status> {
         let r = r.into_inner();
-        reply(
-            detached(&self.inner, |i| async move {
-                del::del(&i, r).await.map(|_| None)
-            })
-            .await,
-        )
+        let res = detached(&self.inner, |i| async move {
+            del::del(&i, r).await.map(|_| None)
+        })
+        .await;
+        self.counted("DEL", res)
     }
 
     async fn gc(&self, r: Request<pb::CniRequest>) -> Result<Response<pb::CniReply>, Status> {
         let r = r.into_inner();
-        reply(
-            detached(&self.inner, |i| async move {
-                del::gc(&i, r).await.map(|_| None)
-            })
-            .await,
-        )
+        let res = detached(&self.inner, |i| async move {
+            del::gc(&i, r).await.map(|_| None)
+        })
+        .await;
+        self.counted("GC", res)
     }
 
     async fn status(&self, _r: Request<pb::CniRequest>) -> Result<Response<pb::CniReply>, Status> {
-        reply(del::status(&self.inner).await.map(|_| None))
+        let res = del::status(&self.inner).await.map(|_| None);
+        self.counted("STATUS", res)
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Node {
     pub dir: tempfile::TempDir,
     pub ns: NetNs,
     pub attach_timeout: Duration,
+    /// What the agent's `/metrics` would show (shared across agent restarts, as in the daemon).
+    pub metrics: std::sync::Arc<weft_agent::metrics::Metrics>,
 }
 
 pub fn netns_path(ns: &NetNs) -> String {
@@ -99,6 +101,7 @@ impl Node {
             dir: tempfile::tempdir().unwrap(),
             ns,
             attach_timeout: Duration::from_secs(5),
+            metrics: Default::default(),
         };
         node.start_agent().await;
         Some(node)
@@ -116,6 +119,7 @@ impl Node {
         cfg.controller_timeout = Duration::from_secs(5);
         cfg.gc_interval = None;
         cfg.userspace_datapath = true;
+        cfg.metrics = self.metrics.clone();
         cfg
     }
 
