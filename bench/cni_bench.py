@@ -114,6 +114,20 @@ class Plugin:
         return times
 
 
+def add_steps(nodes):
+    """Sum and count of each ADD step over the nodes' agents (their /metrics)."""
+    import re
+    import urllib.request
+    total = {}
+    for node in nodes:
+        with in_netns(f"/run/netns/weft-{LAB}-{node}"):
+            text = urllib.request.urlopen("http://127.0.0.1:9091/metrics", timeout=10).read().decode()
+        for kind, step, v in re.findall(r'weft_agent_cni_add_step_seconds_(sum|count)\{step="(\w+)"\} (\S+)', text):
+            t = total.setdefault(step, [0.0, 0.0])
+            t[0 if kind == "sum" else 1] += float(v)
+    return total
+
+
 def bench_plugin(plugin, nodes, prefix):
     """Sequential ADDs then DELs, then PAR parallel ADDs then DELs; emits p50/p99 of each."""
     def calls(n, tag):
@@ -129,7 +143,16 @@ def bench_plugin(plugin, nodes, prefix):
         cs = calls(n, mode[0])
         for op in ("ADD", "DEL"):
             if mode == "sequential":
+                before = add_steps(nodes) if plugin.name == "weft" and op == "ADD" else None
                 times = [plugin.call(op, *c) for c in cs]
+                if before is not None:
+                    # Where a sequential ADD goes, by the agents' own clocks (mean per step;
+                    # pod_config, ovs_port and attach run at once, `parallel` is their span).
+                    for step, (secs, count) in add_steps(nodes).items():
+                        b = before.get(step, [0.0, 0.0])
+                        if count > b[1]:
+                            emit("cni_add_step_mean", f"weft agent: {step}",
+                                 round((secs - b[0]) / (count - b[1]) * 1000, 2), "ms")
             else:
                 times = plugin.parallel(op, cs)
             for p in (50, 99):
