@@ -16,10 +16,12 @@ Everything lives in lab `cnibench` (namespaces weft-cnibench-*, files under
 import ctypes
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 from benchlib import BIN, ENV, emit, percentile, run, sh, weftctl
 LAB = os.environ.get("BENCH_LAB", "cnibench")
@@ -114,17 +116,24 @@ class Plugin:
         return times
 
 
+def scrape(ns, port):
+    with in_netns(f"/run/netns/{ns}"):
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+
+
 def add_steps(nodes):
-    """Sum and count of each ADD step over the nodes' agents (their /metrics)."""
-    import re
-    import urllib.request
+    """Sum and count of each ADD step over the nodes' agents, plus the controller's switch
+    reconciles (compute, diff, push, confirmed by the switch), from their /metrics."""
     total = {}
     for node in nodes:
-        with in_netns(f"/run/netns/weft-{LAB}-{node}"):
-            text = urllib.request.urlopen("http://127.0.0.1:9091/metrics", timeout=10).read().decode()
+        text = scrape(f"weft-{LAB}-{node}", 9091)
         for kind, step, v in re.findall(r'weft_agent_cni_add_step_seconds_(sum|count)\{step="(\w+)"\} (\S+)', text):
             t = total.setdefault(step, [0.0, 0.0])
             t[0 if kind == "sum" else 1] += float(v)
+    text = scrape(f"weft-{LAB}-ctl", 9090)
+    for kind, v in re.findall(r'^weft_reconcile_seconds_(sum|count) (\S+)$', text, re.M):
+        t = total.setdefault("controller: one switch reconcile", [0.0, 0.0])
+        t[0 if kind == "sum" else 1] += float(v)
     return total
 
 
@@ -151,7 +160,7 @@ def bench_plugin(plugin, nodes, prefix):
                     for step, (secs, count) in add_steps(nodes).items():
                         b = before.get(step, [0.0, 0.0])
                         if count > b[1]:
-                            emit("cni_add_step_mean", f"weft agent: {step}",
+                            emit("cni_add_step_mean", step,
                                  round((secs - b[0]) / (count - b[1]) * 1000, 2), "ms")
             else:
                 times = plugin.parallel(op, cs)
