@@ -180,9 +180,11 @@ fn main() {
     let held_flows: usize = held.iter().map(|st| st.flows.len()).sum();
     drop(held);
     println!(
-        r#"{{"figure":"full_desired_state_held","flows":{held_flows},"seconds":{:.3},"states_mib":{:.0},"note":"all switch states kept, as the switch tasks keep theirs"}}"#,
+        r#"{{"figure":"full_desired_state_held","flows":{held_flows},"seconds":{:.3},"states_mib":{:.0},"bytes_per_flow":{:.0},"target_mib":1024,"pass":{},"note":"all switch states kept, as the switch tasks keep theirs"}}"#,
         held_time.as_secs_f64(),
-        held_rss as f64 / 1024.0
+        held_rss as f64 / 1024.0,
+        held_rss as f64 * 1024.0 / held_flows.max(1) as f64,
+        held_rss < 1024 * 1024
     );
     println!(
         r#"{{"figure":"full_desired_state","nodes":{nodes},"networks":{networks},"attachments":{atts},"flows":{flows},"groups":{groups},"threads":{threads},"seconds":{:.3},"runs":[{}],"target_seconds":1.0,"pass":{}}}"#,

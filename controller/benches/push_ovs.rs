@@ -10,12 +10,9 @@ use std::time::{Duration, Instant};
 
 use weft_controller::diff::{self, Delta};
 use weft_controller::ovs_text;
-use weft_controller::pipeline::{
-    FlowKey, FlowMap, FlowValue, SwitchState, cookie, priority, table,
-};
+use weft_controller::rules::{FlowMap, Key, SwitchState, Value};
 use weft_controller::southbound;
 use weft_openflow::session::{SessionConfig, SwitchListener};
-use weft_openflow::wire::{Action, Instruction, Match, OxmField};
 use weft_testbed::{NetNs, OvsSandbox, privileged_unavailable_reason};
 
 /// `n` forward-table flows shaped like the pipeline's (network + destination MAC -> port).
@@ -23,27 +20,12 @@ fn flows(n: usize) -> SwitchState {
     let mut flows = FlowMap::default();
     for i in 0..n {
         let segment = (i % 4000 + 1) as u16;
-        let key = FlowKey {
-            table: table::FORWARD,
-            priority: priority::ENDPOINT,
-            r#match: Match::new(vec![
-                OxmField::Metadata {
-                    value: segment as u64,
-                    mask: Some(0xfff),
-                },
-                OxmField::EthDst {
-                    value: [2, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8, 1],
-                    mask: None,
-                },
-            ]),
-        };
-        let value = FlowValue {
-            cookie: cookie(segment),
-            instructions: vec![Instruction::ApplyActions(vec![Action::output(
-                (i % 200 + 1) as u32,
-            )])],
-        };
-        flows.insert(key, value);
+        let mac = [2, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8, 1];
+        let port = (i % 200 + 1) as u32;
+        flows.insert(
+            Key::ToLocal { segment, mac },
+            Value::Output { segment, port },
+        );
     }
     SwitchState {
         flows,

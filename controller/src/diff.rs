@@ -5,39 +5,35 @@
 //! groups), then deletions of flows nobody wants, then deletions of groups (no longer referenced).
 
 use weft_openflow::wire::{
-    FlowMod, FlowModCommand, FlowStats, GroupDesc, GroupMod, GroupModCommand, Message,
+    FlowMod, FlowModCommand, FlowStats, GroupDesc, GroupMod, GroupModCommand, Match, Message,
 };
 
-use crate::pipeline::{
-    FlowKey, FlowValue, GroupValue, SwitchState, canonical_instructions, canonical_match,
-};
+use crate::rules::{FlowKey, FlowValue, Group, GroupValue, Key, SwitchState, Value};
 
-/// What a switch holds, from its flow-stats and group-desc replies.
+/// What a switch holds, from its flow-stats and group-desc replies. Flows and groups that are
+/// not exactly ours are kept as `Other` (and deleted by [`diff`]).
 pub fn from_readback(flows: &[FlowStats], groups: &[GroupDesc]) -> SwitchState {
-    let mut st = SwitchState::default();
-    for f in flows {
-        st.flows.insert(
-            FlowKey {
+    SwitchState::from_wire(
+        flows.iter().map(|f| {
+            let key = FlowKey {
                 table: f.table_id,
                 priority: f.priority,
-                r#match: canonical_match(f.r#match.clone()),
-            },
-            FlowValue {
+                r#match: f.r#match.clone(),
+            };
+            let value = FlowValue {
                 cookie: f.cookie,
-                instructions: canonical_instructions(f.instructions.clone()),
-            },
-        );
-    }
-    for g in groups {
-        st.groups.insert(
-            g.group_id,
-            GroupValue {
+                instructions: f.instructions.clone(),
+            };
+            (key, value)
+        }),
+        groups.iter().map(|g| {
+            let value = GroupValue {
                 group_type: g.group_type,
                 buckets: g.buckets.clone(),
-            },
-        );
-    }
-    st
+            };
+            (g.group_id, value)
+        }),
+    )
 }
 
 /// The changes for one switch.
@@ -75,24 +71,39 @@ impl Delta {
     }
 }
 
-fn flow_mod(key: &FlowKey, value: &FlowValue, command: FlowModCommand) -> FlowMod {
+fn flow_add(key: &Key, value: &Value) -> FlowMod {
     let mut fm = FlowMod::add(
-        key.table,
-        key.priority,
-        key.r#match.clone(),
-        value.instructions.clone(),
+        key.table(),
+        key.priority(),
+        Match::new(key.fields()),
+        value.instructions(),
     );
-    fm.command = command;
-    fm.cookie = value.cookie;
+    fm.cookie = value.cookie();
     fm
 }
 
-fn group_mod(id: u32, g: &GroupValue, command: GroupModCommand) -> GroupMod {
+/// A strict delete: the key alone names the entry (no cookie, no instructions).
+fn flow_delete(key: &Key) -> FlowMod {
+    let mut fm = FlowMod::add(
+        key.table(),
+        key.priority(),
+        Match::new(key.fields()),
+        vec![],
+    );
+    fm.command = FlowModCommand::DeleteStrict;
+    fm
+}
+
+fn group_mod(id: u32, g: &Group, command: GroupModCommand) -> GroupMod {
+    let GroupValue {
+        group_type,
+        buckets,
+    } = g.to_wire();
     GroupMod {
         command,
-        group_type: g.group_type,
+        group_type,
         group_id: id,
-        buckets: g.buckets.clone(),
+        buckets,
     }
 }
 
@@ -112,15 +123,12 @@ pub fn diff(installed: &SwitchState, desired: &SwitchState) -> Delta {
     }
     for (key, value) in &desired.flows {
         if installed.flows.get(key) != Some(value) {
-            d.flow_adds.push(flow_mod(key, value, FlowModCommand::Add));
+            d.flow_adds.push(flow_add(key, value));
         }
     }
-    for (key, value) in &installed.flows {
+    for key in installed.flows.keys() {
         if !desired.flows.contains_key(key) {
-            let mut del = flow_mod(key, value, FlowModCommand::DeleteStrict);
-            del.instructions.clear();
-            del.cookie = 0;
-            d.flow_deletes.push(del);
+            d.flow_deletes.push(flow_delete(key));
         }
     }
     for (id, g) in &installed.groups {

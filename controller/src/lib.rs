@@ -15,6 +15,7 @@ pub mod northbound;
 pub mod ovs_text;
 pub mod persist;
 pub mod pipeline;
+pub mod rules;
 pub mod sim;
 pub mod southbound;
 pub mod store;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use weft_openflow::wire::{Action, Instruction, OFPVID_PRESENT, OxmField};
 
-use crate::pipeline::{FlowKey, FlowValue, SwitchState};
+use crate::rules::{FlowKey, FlowValue, SwitchState};
 
 /// A field, instruction or action the pipeline never writes, so it has no text form here.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ fn mac(m: &[u8; 6]) -> String {
 pub fn flows(st: &SwitchState) -> Result<String, Unsupported> {
     let mut text = String::with_capacity(st.flows.len() * 100);
     for (k, v) in &st.flows {
-        text.push_str(&flow(k, v)?);
+        text.push_str(&flow(&k.to_wire(), &v.to_wire())?);
         text.push('\n');
     }
     Ok(text)

@@ -16,11 +16,11 @@ use std::net::IpAddr;
 
 use foldhash::fast::RandomState as FastHash;
 
-use weft_openflow::wire::{
-    Action, Bucket, GroupType, Instruction, Match, OFPVID_PRESENT, OxmField,
-};
-
 use crate::model::{Attachment, Model, Network, NetworkKey};
+use crate::rules::{FloodGroup, Group, Key, Value};
+pub use crate::rules::{
+    FlowKey, FlowMap, FlowValue, GroupValue, SwitchState, canonical_instructions, canonical_match,
+};
 
 /// Table numbers, named.
 pub mod table {
@@ -42,7 +42,8 @@ pub mod priority {
 pub const META_NET_MASK: u64 = 0xfff;
 /// Metadata bit: the frame entered through a tunnel.
 pub const META_FROM_TUNNEL: u64 = 1 << 16;
-const META_MASK: u64 = META_NET_MASK | META_FROM_TUNNEL;
+/// Both: the network and where the frame came from.
+pub const META_MASK: u64 = META_NET_MASK | META_FROM_TUNNEL;
 
 /// Top 16 bits of every cookie Weft writes ("WF").
 pub const COOKIE_MARK: u64 = 0x5746 << 48;
@@ -63,136 +64,6 @@ pub fn flood_group(segment: u16) -> u32 {
 /// Flood group for frames that came from a tunnel: local members only (split horizon).
 pub fn local_flood_group(segment: u16) -> u32 {
     ((segment as u32) << 1) | 1
-}
-
-/// What identifies a flow entry in a table (OpenFlow's "strict" identity).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct FlowKey {
-    pub table: u8,
-    pub priority: u16,
-    /// Fields in [`canonical_match`] order.
-    pub r#match: Match,
-}
-
-/// What a flow entry does.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct FlowValue {
-    pub cookie: u64,
-    /// Instructions in [`canonical_instructions`] order.
-    pub instructions: Vec<Instruction>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct GroupValue {
-    pub group_type: GroupType,
-    pub buckets: Vec<Bucket>,
-}
-
-/// Flow table of one switch. foldhash rather than SipHash: keys are ours (no flooding risk) and
-/// hashing dominated the full computation.
-pub type FlowMap = HashMap<FlowKey, FlowValue, FastHash>;
-
-/// The flows and groups of one switch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SwitchState {
-    pub flows: FlowMap,
-    pub groups: BTreeMap<u32, GroupValue>,
-}
-
-impl SwitchState {
-    fn flow(
-        &mut self,
-        table: u8,
-        priority: u16,
-        fields: Vec<OxmField>,
-        cookie: u64,
-        ins: Vec<Instruction>,
-    ) {
-        // The pipeline writes fields and instructions in canonical order already; sorting them
-        // anyway was a measurable part of the full computation. Debug builds (the tests) check.
-        debug_assert!(fields.is_sorted_by_key(field_rank), "{fields:?}");
-        debug_assert!(ins.is_sorted_by_key(instruction_rank), "{ins:?}");
-        let key = FlowKey {
-            table,
-            priority,
-            r#match: Match::new(fields),
-        };
-        self.flows.insert(
-            key,
-            FlowValue {
-                cookie,
-                instructions: ins,
-            },
-        );
-    }
-
-    /// Number of flows carrying the given network's cookie.
-    pub fn flows_of(&self, segment: u16) -> usize {
-        self.flows
-            .values()
-            .filter(|v| v.cookie == cookie(segment))
-            .count()
-    }
-}
-
-/// Rank of an OXM field in the order Open vSwitch reports matches (by OXM field number).
-fn field_rank(f: &OxmField) -> u32 {
-    use OxmField as F;
-    match f {
-        F::InPort(_) => 0,
-        F::Metadata { .. } => 2,
-        F::EthDst { .. } => 3,
-        F::EthSrc { .. } => 4,
-        F::EthType(_) => 5,
-        F::VlanVid { .. } => 6,
-        F::VlanPcp(_) => 7,
-        F::IpProto(_) => 10,
-        F::Ipv4Src { .. } => 11,
-        F::Ipv4Dst { .. } => 12,
-        F::TcpSrc(_) => 13,
-        F::TcpDst(_) => 14,
-        F::UdpSrc(_) => 15,
-        F::UdpDst(_) => 16,
-        F::Icmpv4Type(_) => 19,
-        F::Icmpv4Code(_) => 20,
-        F::ArpOp(_) => 21,
-        F::ArpSpa { .. } => 22,
-        F::ArpTpa { .. } => 23,
-        F::ArpSha { .. } => 24,
-        F::ArpTha { .. } => 25,
-        F::Ipv6Src { .. } => 26,
-        F::Ipv6Dst { .. } => 27,
-        F::Icmpv6Type(_) => 29,
-        F::Icmpv6Code(_) => 30,
-        F::Ipv6NdTarget(_) => 31,
-        F::TunnelId { .. } => 38,
-        F::Opaque(o) => ((o.class as u32) << 8) | o.field as u32,
-    }
-}
-
-/// Sorts match fields into one order, so a match read back from a switch compares equal to the
-/// one we wrote whatever order either side used.
-pub fn canonical_match(mut m: Match) -> Match {
-    m.fields.sort_by_key(field_rank);
-    m
-}
-
-fn instruction_rank(i: &Instruction) -> u8 {
-    match i {
-        Instruction::Meter(_) => 0,
-        Instruction::ApplyActions(_) => 1,
-        Instruction::ClearActions => 2,
-        Instruction::WriteActions(_) => 3,
-        Instruction::WriteMetadata { .. } => 4,
-        Instruction::GotoTable(_) => 5,
-        Instruction::Experimenter { .. } | Instruction::Unknown { .. } => 6,
-    }
-}
-
-/// Sorts instructions into OpenFlow's execution order (which is how Open vSwitch reports them).
-pub fn canonical_instructions(mut ins: Vec<Instruction>) -> Vec<Instruction> {
-    ins.sort_by_key(instruction_rank);
-    ins
 }
 
 /// A member of a network: the attachment and the dense number of its node, so the hot loops
@@ -314,8 +185,8 @@ impl<'m> Index<'m> {
             flows: FlowMap::with_capacity_and_hasher(estimate, FastHash::default()),
             groups: BTreeMap::new(),
         };
-        for t in table::ALL {
-            st.flow(t, priority::MISS, vec![], cookie(0), vec![]);
+        for table in table::ALL {
+            st.flows.insert(Key::Miss { table }, Value::Drop);
         }
         for a in local {
             if let Some(net) = self.model.networks.get(&a.network) {
@@ -421,118 +292,46 @@ pub fn desired_state(model: &Model, node: &str) -> SwitchState {
     Index::new(model).switch_state(node)
 }
 
-fn meta(segment: u16, from_tunnel: bool) -> u64 {
-    segment as u64 | if from_tunnel { META_FROM_TUNNEL } else { 0 }
-}
-
-fn tag_actions(segment: u16, tunnel_port: u32) -> Vec<Action> {
-    vec![
-        Action::PushVlan(0x8100),
-        Action::SetField(OxmField::VlanVid {
-            value: OFPVID_PRESENT | segment,
-            mask: None,
-        }),
-        Action::output(tunnel_port),
-    ]
-}
-
 /// Tables 0 and 1 for one local attachment.
 fn port_flows(st: &mut SwitchState, net: &Network, a: &Attachment) {
-    let c = cookie(net.segment);
-    st.flow(
-        table::CLASSIFY,
-        priority::ENDPOINT,
-        vec![
-            OxmField::InPort(a.ofport),
-            OxmField::EthSrc {
-                value: a.mac,
-                mask: None,
-            },
-        ],
-        c,
-        vec![
-            Instruction::WriteMetadata {
-                metadata: meta(net.segment, false),
-                mask: META_MASK,
-            },
-            Instruction::GotoTable(table::PORT_SECURITY),
-        ],
+    let (segment, port) = (net.segment, a.ofport);
+    st.flows.insert(
+        Key::PodSource { port, mac: a.mac },
+        Value::Classify { segment },
     );
-    let next = || vec![Instruction::GotoTable(table::FORWARD)];
+    let mut admit = |k: Key| st.flows.insert(k, Value::Admit { segment });
     if net.subnet.is_none() || a.ips.is_empty() {
         // Pure layer 2: the MAC check in classify is all there is to check.
-        st.flow(
-            table::PORT_SECURITY,
-            priority::ENDPOINT,
-            vec![OxmField::InPort(a.ofport)],
-            c,
-            next(),
-        );
+        admit(Key::PortAny { port });
         return;
     }
-    let port = OxmField::InPort(a.ofport);
-    let sha = OxmField::ArpSha {
-        value: a.mac,
-        mask: None,
-    };
+    let sha = a.mac;
     let mut v4 = false;
     let mut v6 = false;
     for ip in &a.ips {
-        match ip {
+        match *ip {
             IpAddr::V4(ip) => {
                 v4 = true;
-                let spa = OxmField::ArpSpa {
-                    value: *ip,
-                    mask: None,
-                };
-                let arp = vec![port.clone(), OxmField::EthType(0x0806), spa, sha.clone()];
-                st.flow(table::PORT_SECURITY, priority::ENDPOINT, arp, c, next());
-                let src = OxmField::Ipv4Src {
-                    value: *ip,
-                    mask: None,
-                };
-                let ipv4 = vec![port.clone(), OxmField::EthType(0x0800), src];
-                st.flow(table::PORT_SECURITY, priority::ENDPOINT, ipv4, c, next());
+                admit(Key::PortArp { port, spa: ip, sha });
+                admit(Key::PortIpv4 { port, ip });
             }
             IpAddr::V6(ip) => {
                 v6 = true;
-                let src = OxmField::Ipv6Src {
-                    value: *ip,
-                    mask: None,
-                };
-                let ipv6 = vec![port.clone(), OxmField::EthType(0x86dd), src];
-                st.flow(table::PORT_SECURITY, priority::ENDPOINT, ipv6, c, next());
+                admit(Key::PortIpv6 { port, ip });
             }
         }
     }
     if v4 {
         // ARP probes (RFC 5227) carry sender IP 0.0.0.0.
-        let probe = vec![
-            port.clone(),
-            OxmField::EthType(0x0806),
-            OxmField::ArpSpa {
-                value: std::net::Ipv4Addr::UNSPECIFIED,
-                mask: None,
-            },
-            sha,
-        ];
-        st.flow(table::PORT_SECURITY, priority::ENDPOINT, probe, c, next());
+        let spa = std::net::Ipv4Addr::UNSPECIFIED;
+        admit(Key::PortArp { port, spa, sha });
     }
     if v6 {
         // Link-local addresses and duplicate address detection (source ::) are needed for
         // neighbour discovery to work at all.
-        let ll = OxmField::Ipv6Src {
-            value: std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0),
-            mask: Some(std::net::Ipv6Addr::new(0xffc0, 0, 0, 0, 0, 0, 0, 0)),
-        };
-        let unspec = OxmField::Ipv6Src {
-            value: std::net::Ipv6Addr::UNSPECIFIED,
-            mask: None,
-        };
-        for src in [ll, unspec] {
-            let f = vec![port.clone(), OxmField::EthType(0x86dd), src];
-            st.flow(table::PORT_SECURITY, priority::ENDPOINT, f, c, next());
-        }
+        admit(Key::PortIpv6LinkLocal { port });
+        let ip = std::net::Ipv6Addr::UNSPECIFIED;
+        admit(Key::PortIpv6 { port, ip });
     }
 }
 
@@ -545,42 +344,27 @@ fn network_flows(
     members: &[Member<'_>],
     tunnels: &[Option<u32>],
 ) {
-    let s = net.segment;
-    let c = cookie(s);
+    let segment = net.segment;
     let mut local_ports = Vec::new();
     // Tunnel ports of the nodes holding remote members (one port per peer node).
     let mut remote_nodes: Vec<u32> = Vec::new();
     for &Member { node, att: m } in members {
-        let dst = OxmField::EthDst {
-            value: m.mac,
-            mask: None,
-        };
+        let mac = m.mac;
         if node == me {
             local_ports.push(m.ofport);
             // Local destinations are reachable from pods and from tunnels alike.
-            let f = vec![
-                OxmField::Metadata {
-                    value: meta(s, false),
-                    mask: Some(META_NET_MASK),
-                },
-                dst,
-            ];
-            let out = vec![Instruction::ApplyActions(vec![Action::output(m.ofport)])];
-            st.flow(table::FORWARD, priority::ENDPOINT, f, c, out);
-        } else if let Some(t) = tunnels.get(node).copied().flatten() {
+            let out = Value::Output {
+                segment,
+                port: m.ofport,
+            };
+            st.flows.insert(Key::ToLocal { segment, mac }, out);
+        } else if let Some(tunnel) = tunnels.get(node).copied().flatten() {
             // Deduplicated after the loop: a linear search here made this quadratic.
-            remote_nodes.push(t);
+            remote_nodes.push(tunnel);
             // Remote destinations only for frames from local pods: a tunnel frame never
             // goes back into a tunnel.
-            let f = vec![
-                OxmField::Metadata {
-                    value: meta(s, false),
-                    mask: Some(META_MASK),
-                },
-                dst,
-            ];
-            let out = vec![Instruction::ApplyActions(tag_actions(s, t))];
-            st.flow(table::FORWARD, priority::ENDPOINT, f, c, out);
+            let out = Value::Tag { segment, tunnel };
+            st.flows.insert(Key::ToRemote { segment, mac }, out);
         }
     }
     local_ports.sort_unstable();
@@ -588,64 +372,27 @@ fn network_flows(
     remote_nodes.sort_unstable();
     remote_nodes.dedup();
 
-    for t in &remote_nodes {
-        let f = vec![
-            OxmField::InPort(*t),
-            OxmField::VlanVid {
-                value: OFPVID_PRESENT | s,
-                mask: None,
-            },
-        ];
-        let ins = vec![
-            Instruction::ApplyActions(vec![Action::PopVlan]),
-            Instruction::WriteMetadata {
-                metadata: meta(s, true),
-                mask: META_MASK,
-            },
-            Instruction::GotoTable(table::FORWARD),
-        ];
-        st.flow(table::CLASSIFY, priority::ENDPOINT, f, c, ins);
+    for &port in &remote_nodes {
+        let k = Key::TunnelSource { port, segment };
+        st.flows.insert(k, Value::Untag { segment });
     }
 
-    let multicast = OxmField::EthDst {
-        value: [1, 0, 0, 0, 0, 0],
-        mask: Some([1, 0, 0, 0, 0, 0]),
-    };
     for from_tunnel in [false, true] {
         let group = if from_tunnel {
-            local_flood_group(s)
+            local_flood_group(segment)
         } else {
-            flood_group(s)
+            flood_group(segment)
         };
-        let f = vec![
-            OxmField::Metadata {
-                value: meta(s, from_tunnel),
-                mask: Some(META_MASK),
-            },
-            multicast.clone(),
-        ];
-        let ins = vec![Instruction::ApplyActions(vec![Action::Group(group)])];
-        st.flow(table::FORWARD, priority::FLOOD, f, c, ins);
+        let k = Key::Flood {
+            segment,
+            from_tunnel,
+        };
+        st.flows.insert(k, Value::Group { segment, group });
     }
 
-    let local_buckets: Vec<Bucket> = local_ports
-        .iter()
-        .map(|p| Bucket::new(vec![Action::output(*p)]))
-        .collect();
-    let mut all_buckets = local_buckets.clone();
-    all_buckets.extend(remote_nodes.iter().map(|t| Bucket::new(tag_actions(s, *t))));
-    st.groups.insert(
-        flood_group(s),
-        GroupValue {
-            group_type: GroupType::All,
-            buckets: all_buckets,
-        },
-    );
-    st.groups.insert(
-        local_flood_group(s),
-        GroupValue {
-            group_type: GroupType::All,
-            buckets: local_buckets,
-        },
-    );
+    let all = FloodGroup::new(segment, local_ports.clone(), remote_nodes);
+    st.groups.insert(flood_group(segment), Group::Flood(all));
+    let local = FloodGroup::new(segment, local_ports, Vec::new());
+    st.groups
+        .insert(local_flood_group(segment), Group::Flood(local));
 }

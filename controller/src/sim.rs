@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use weft_openflow::wire::{Action, GroupType, Instruction, OFPVID_PRESENT, OxmField, port_no};
 
 use crate::model::Model;
-use crate::pipeline::{FlowKey, FlowValue, SwitchState};
+use crate::rules::{FlowKey, FlowValue, SwitchState, WireState};
 
 /// Headers the pipeline looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +149,7 @@ fn field_matches(f: &OxmField, c: &Ctx, p: &Packet) -> Result<bool, SimError> {
 
 /// The single highest-priority entry of `table` matching the packet.
 fn lookup<'s>(
-    st: &'s SwitchState,
+    st: &'s WireState,
     table: u8,
     c: &Ctx,
     p: &Packet,
@@ -187,7 +187,7 @@ fn lookup<'s>(
 }
 
 fn apply(
-    st: &SwitchState,
+    st: &WireState,
     actions: &[Action],
     c: &Ctx,
     p: &mut Packet,
@@ -254,7 +254,7 @@ fn apply(
 }
 
 /// Runs one packet through one switch's pipeline from table 0.
-pub fn run(st: &SwitchState, in_port: u32, packet: Packet) -> Result<Vec<Output>, SimError> {
+pub fn run(st: &WireState, in_port: u32, packet: Packet) -> Result<Vec<Output>, SimError> {
     let mut c = Ctx {
         in_port,
         metadata: 0,
@@ -314,10 +314,19 @@ pub struct Trace {
     pub tunnel_to_tunnel: bool,
 }
 
+/// Every switch's state in the OpenFlow form the simulator interprets: convert once, then run
+/// as many packets as needed.
+pub fn wire_fabric(switches: &BTreeMap<String, SwitchState>) -> BTreeMap<String, WireState> {
+    switches
+        .iter()
+        .map(|(n, st)| (n.clone(), st.to_wire()))
+        .collect()
+}
+
 /// Follows a packet through every switch it reaches over the model's tunnels.
 pub fn run_fabric(
     model: &Model,
-    switches: &BTreeMap<String, SwitchState>,
+    switches: &BTreeMap<String, WireState>,
     node: &str,
     in_port: u32,
     packet: Packet,
