@@ -68,6 +68,44 @@ pub(crate) async fn add<P: PortPlugger>(
             ),
         ));
     }
+    let mut undo = Undo::new();
+    // Without delegated IPAM, the controller's Prepare needs nothing from the pod: ask it while
+    // the pod's netns is opened and checked. A netns problem is still the error reported first,
+    // and a reservation made meanwhile is released by the rollback.
+    let (opened, prepared) = if r.ipam_type.is_empty() {
+        let (opened, prepared) = tokio::join!(open_pod(&r), prepare(inner, &r, r.ips.clone()));
+        if prepared.is_ok() {
+            push_detach(inner, &r, &mut undo);
+        }
+        (opened, Some(prepared))
+    } else {
+        (open_pod(&r).await, None)
+    };
+    let prepared = match (opened, prepared) {
+        (Ok(pod), Some(Ok(p))) => Ok((pod, Some(p))),
+        (Ok(pod), None) => Ok((pod, None)),
+        (Err(e), _) | (_, Some(Err(e))) => Err(e),
+    };
+    steps.mark("netns_prepare");
+    let res = match prepared {
+        Ok(((ns, pod), prep)) => plumb(inner, &r, &ns, &pod, prep, &mut undo, &mut steps).await,
+        Err(e) => Err(e),
+    };
+    match res {
+        Ok(res) => {
+            undo.commit();
+            Ok(res)
+        }
+        Err(e) => {
+            tracing::info!(container = %r.container_id, ifname = %r.ifname, code = e.code, msg = %e.msg, "ADD failed; rolling back");
+            undo.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// The pod's netns, opened, with a netlink socket inside it; fails if `CNI_IFNAME` exists there.
+async fn open_pod(r: &pb::CniRequest) -> Result<(std::fs::File, Netlink), CniError> {
     let netns_path = Path::new(&r.netns);
     let bad_netns =
         |e: NetlinkError| CniError::new(codes::INVALID_ENVIRONMENT, format!("CNI_NETNS: {e}"));
@@ -84,19 +122,31 @@ pub(crate) async fn add<P: PortPlugger>(
             format!("interface {} already exists in {}", r.ifname, r.netns),
         ));
     }
+    Ok((ns, pod))
+}
 
-    steps.mark("netns");
-    let mut undo = Undo::new();
-    match plumb(inner, &r, &ns, &pod, &mut undo, &mut steps).await {
-        Ok(res) => {
-            undo.commit();
-            Ok(res)
-        }
-        Err(e) => {
-            tracing::info!(container = %r.container_id, ifname = %r.ifname, code = e.code, msg = %e.msg, "ADD failed; rolling back");
-            undo.rollback().await;
-            Err(e)
-        }
+/// PrepareAttachment: the controller checks the namespace and reserves MAC and addresses.
+async fn prepare<P: PortPlugger>(
+    inner: &Arc<Inner<P>>,
+    r: &pb::CniRequest,
+    requested_ips: Vec<String>,
+) -> Result<agent::PrepareReply, CniError> {
+    let to = inner.cfg.controller_timeout;
+    let req = agent::PrepareRequest {
+        node_name: inner.cfg.node_name.clone(),
+        network: r.network.clone(),
+        id: Some(attachment_id(r)),
+        pod: Some(pod_ref(r)),
+        mac: r.mac.clone(),
+        ips: requested_ips,
+    };
+    match tokio::time::timeout(to, inner.controller.clone().prepare_attachment(req)).await {
+        Err(_) => Err(CniError::new(
+            codes::TRY_AGAIN,
+            format!("controller did not answer PrepareAttachment within {to:?}"),
+        )),
+        Ok(Err(s)) => Err(controller_error("PrepareAttachment", &s)),
+        Ok(Ok(p)) => Ok(p.into_inner()),
     }
 }
 
@@ -105,6 +155,7 @@ async fn plumb<P: PortPlugger>(
     r: &pb::CniRequest,
     ns: &std::fs::File,
     pod: &Netlink,
+    prepared: Option<agent::PrepareReply>,
     undo: &mut Undo,
     steps: &mut Steps,
 ) -> Result<pb::CniResult, CniError> {
@@ -154,28 +205,16 @@ async fn plumb<P: PortPlugger>(
         None => r.ips.clone(),
     };
 
-    // 2. Controller: namespace check, MAC and addresses.
+    // 2. Controller: namespace check, MAC and addresses (done already without delegated IPAM).
     let ctl = inner.controller.clone();
-    let to = inner.cfg.controller_timeout;
-    let prep_req = agent::PrepareRequest {
-        node_name: inner.cfg.node_name.clone(),
-        network: r.network.clone(),
-        id: Some(attachment_id(r)),
-        pod: Some(pod_ref(r)),
-        mac: r.mac.clone(),
-        ips: requested_ips,
-    };
-    let prep = match tokio::time::timeout(to, ctl.clone().prepare_attachment(prep_req)).await {
-        Err(_) => {
-            return Err(CniError::new(
-                codes::TRY_AGAIN,
-                format!("controller did not answer PrepareAttachment within {to:?}"),
-            ));
+    let prep = match prepared {
+        Some(p) => p,
+        None => {
+            let p = prepare(inner, r, requested_ips).await?;
+            push_detach(inner, r, undo);
+            p
         }
-        Ok(Err(s)) => return Err(controller_error("PrepareAttachment", &s)),
-        Ok(Ok(p)) => p.into_inner(),
     };
-    push_detach(inner, r, undo);
     steps.mark("prepare");
     let mac = parse_mac(&prep.mac).ok_or_else(|| {
         CniError::new(
