@@ -516,3 +516,15 @@ fn a_switch_holding_exactly_our_flows_gets_no_message() {
     assert_eq!(installed, st);
     assert!(diff(&installed, &st).is_empty());
 }
+
+/// What benchmark (a)'s memory rests on: a flow is a small plain map entry. A new variant with
+/// a large payload would grow every flow of every switch; box it instead.
+#[test]
+fn a_flow_stays_small() {
+    assert!(size_of::<Key>() <= 24, "Key is {} bytes", size_of::<Key>());
+    assert!(
+        size_of::<Value>() <= 16,
+        "Value is {} bytes",
+        size_of::<Value>()
+    );
+}
