@@ -1,8 +1,9 @@
 //! `weft-controller`: intents -> desired flows and groups per switch -> difference -> OpenFlow.
 //!
 //! The core is pure: [`model`] holds the cluster, [`pipeline`] turns it into each switch's desired
-//! state, [`diff`] computes the changes against what a switch holds, and [`sim`] is the table
-//! simulator the tests use to prove isolation and reachability.
+//! state (held in the compact typed form of [`rules`]), [`diff`] computes the changes against
+//! what a switch holds, and [`sim`] is the table simulator the tests use to prove isolation and
+//! reachability.
 
 pub mod agent_api;
 pub mod changes;

@@ -10,6 +10,9 @@
 //! Metadata bits 0..12 carry the network's segment, bit 16 "came from a tunnel". Cookies carry
 //! Weft's mark in the top 16 bits and the segment in the low 16, so one network's flows can be
 //! read or removed alone; shared flows (the table-miss drops) use segment 0.
+//!
+//! Flows and groups are written in the typed form of [`crate::rules`] (one variant per flow
+//! shape below); the OpenFlow form is built from it where OpenFlow is spoken.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -18,6 +21,7 @@ use foldhash::fast::RandomState as FastHash;
 
 use crate::model::{Attachment, Model, Network, NetworkKey};
 use crate::rules::{FloodGroup, Group, Key, Value};
+// Re-exported: these lived here before the typed form had its own module.
 pub use crate::rules::{
     FlowKey, FlowMap, FlowValue, GroupValue, SwitchState, canonical_instructions, canonical_match,
 };

@@ -1,7 +1,7 @@
 //! Typed flows: the few shapes the pipeline writes, each as a small plain value.
 //!
 //! A controller holds every switch's desired state (millions of flows at scale); the generic
-//! OpenFlow form costs 3–4 heap allocations and ~400 bytes per flow, these forms none and ~40.
+//! OpenFlow form costs 3–4 heap allocations and ~400 bytes per flow, these forms none and 40.
 //! The generic form ([`FlowKey`], [`FlowValue`]) is built only at the edges: flow-mods, the
 //! `ovs-ofctl` text, the simulator; read-back flows are parsed back into the typed form.
 //!
