@@ -277,13 +277,20 @@ impl NodeControl for NodeControlService {
             ips,
         };
         let key = request.network.clone();
-        let (res, _) = self
+        let started = std::time::Instant::now();
+        let (res, version) = self
             .store
             // A reservation lost in a crash is harmless: the agent's Attach then fails as "not
             // prepared", the ADD is rolled back and retried, so no address is used twice. Not
             // syncing it halves the disk syncs per CNI ADD.
             .update_relaxed(|m| ipam::reserve(m, request))
             .map_err(status)?;
+        tracing::debug!(
+            network = %key,
+            version,
+            commit_us = started.elapsed().as_micros() as u64,
+            "attachment prepared"
+        );
         let snap = self.store.snapshot();
         let net = snap
             .model

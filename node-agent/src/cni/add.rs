@@ -73,7 +73,12 @@ pub(crate) async fn add<P: PortPlugger>(
     // the pod's netns is opened and checked. A netns problem is still the error reported first,
     // and a reservation made meanwhile is released by the rollback.
     let (opened, prepared) = if r.ipam_type.is_empty() {
-        let (opened, prepared) = tokio::join!(open_pod(&r), prepare(inner, &r, r.ips.clone()));
+        let ((opened, netns_took), (prepared, prepare_took)) = tokio::join!(
+            timed(open_pod(&r)),
+            timed(prepare(inner, &r, r.ips.clone()))
+        );
+        steps.record("netns", netns_took);
+        steps.record("prepare", prepare_took);
         if prepared.is_ok() {
             push_detach(inner, &r, &mut undo);
         }
@@ -212,10 +217,10 @@ async fn plumb<P: PortPlugger>(
         None => {
             let p = prepare(inner, r, requested_ips).await?;
             push_detach(inner, r, undo);
+            steps.mark("prepare");
             p
         }
     };
-    steps.mark("prepare");
     let mac = parse_mac(&prep.mac).ok_or_else(|| {
         CniError::new(
             codes::CONTROLLER_ERROR,
