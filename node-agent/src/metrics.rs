@@ -180,7 +180,7 @@ impl Metrics {
             o,
             "weft_agent_cni_add_step_seconds",
             "summary",
-            "Time of successful ADDs per step (steps marked concurrent overlap: pod_config, ovs_port, attach).",
+            "Time of successful ADDs per step (netns and prepare run at once, netns_prepare is their span; so do pod_config, ovs_port and attach, span parallel).",
         );
         for (step, (count, us)) in self
             .cni_add_steps
