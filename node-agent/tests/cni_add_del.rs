@@ -3,7 +3,7 @@
 
 mod cni_support;
 
-use cni_support::{BRIDGE, Node, links, netns_path};
+use cni_support::{BRIDGE, Node, code, links, netns_path};
 use serde_json::json;
 use weft_agent::cni::host_ifname;
 
@@ -305,4 +305,70 @@ async fn cni_pod_port_numbers_are_chosen_by_the_agent() {
             && m.contains("weft_agent_cni_add_seconds_count 3\n"),
         "{m}"
     );
+}
+
+/// A number taken behind the agent's back (a port made by hand after the agent read the bridge)
+/// makes ovs-vswitchd assign another one: the ADD fails (the controller may already have flows for
+/// the requested number) and leaves nothing behind; the next ADD gets a free number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cni_add_fails_cleanly_when_its_port_number_was_taken_by_hand() {
+    let Some(node) =
+        Node::start("cni_add_fails_cleanly_when_its_port_number_was_taken_by_hand").await
+    else {
+        return;
+    };
+    let conf = node.conf("1.0.0", "red/red");
+    let (p1, p2) = (node.pod(), node.pod());
+    let r = node.cni("ADD", "c1", &netns_path(&p1), "net1", &conf).await;
+    assert_eq!(r.0, 0, "{}", r.1);
+    let n1: u32 = node
+        .ovs
+        .vsctl(&["get", "Interface", &host_ifname("c1", "net1"), "ofport"])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The number the agent hands out next.
+    node.ovs
+        .vsctl(&[
+            "add-port",
+            BRIDGE,
+            "byhand1",
+            "--",
+            "set",
+            "Interface",
+            "byhand1",
+            "type=internal",
+            &format!("ofport_request={}", n1 + 1),
+        ])
+        .unwrap();
+    let before = node.snapshot();
+    let failed = node.cni("ADD", "c2", &netns_path(&p2), "net1", &conf).await;
+    assert_eq!(
+        code(&failed),
+        u64::from(weft_cni::codes::OVS_FAILED),
+        "{}",
+        failed.1
+    );
+    let msg = failed.1["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(&format!("requested OpenFlow port {}", n1 + 1)),
+        "{msg}"
+    );
+    assert_eq!(
+        node.snapshot(),
+        before,
+        "the failed ADD left something behind"
+    );
+    assert!(links(&p2).iter().all(|l| l == "lo"), "{:?}", links(&p2));
+    // Retried, it gets the next free number.
+    let r = node.cni("ADD", "c2", &netns_path(&p2), "net1", &conf).await;
+    assert_eq!(r.0, 0, "{}", r.1);
+    for (cid, p) in [("c1", &p1), ("c2", &p2)] {
+        assert_eq!(
+            node.cni("DEL", cid, &netns_path(p), "net1", &conf).await.0,
+            0
+        );
+    }
+    node.ovs.vsctl(&["del-port", BRIDGE, "byhand1"]).unwrap();
 }
