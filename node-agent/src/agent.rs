@@ -109,7 +109,12 @@ impl Agent {
                 cc.gc_interval = c.gc_interval;
                 cc.userspace_datapath = cfg.link.bridge.datapath_type == "netdev";
                 cc.metrics = metrics.clone();
-                let controller = NodeControlClient::new(cfg.link.target.channel_lazy()?);
+                let channel = cfg
+                    .link
+                    .target
+                    .channel_warm(std::time::Duration::from_secs(1))
+                    .await?;
+                let controller = NodeControlClient::new(channel);
                 let ports = OvsdbPorts::new(db.clone(), &cfg.link.bridge.name);
                 let svc = CniService::with_controller(cc, ports, controller).await?;
                 let listener = cni::bind(&c.socket)?;

@@ -77,9 +77,19 @@ pub struct ControllerTarget {
 }
 
 impl ControllerTarget {
-    /// A lazily connecting channel (for the CNI server's calls).
-    pub fn channel_lazy(&self) -> Result<Channel, SessionError> {
-        Ok(self.endpoint()?.connect_lazy())
+    /// A channel connected now if the controller answers within `wait`, else a lazy one: the
+    /// first pod ADD on a node should not pay for the connection (tens of ms with TLS or a slow
+    /// network). Either way it reconnects on its own later.
+    pub async fn channel_warm(&self, wait: Duration) -> Result<Channel, SessionError> {
+        let ep = self.endpoint()?;
+        match tokio::time::timeout(wait, ep.connect()).await {
+            Ok(Ok(ch)) => Ok(ch),
+            Ok(Err(e)) => {
+                tracing::debug!(url = %self.url, error = %e, "controller not reachable yet; CNI channel connects on first use");
+                Ok(ep.connect_lazy())
+            }
+            Err(_) => Ok(ep.connect_lazy()),
+        }
     }
 
     fn endpoint(&self) -> Result<Endpoint, SessionError> {
@@ -141,4 +151,33 @@ pub async fn open(
         stream,
         reply,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An agent starting while the controller is down still gets a channel (it connects on first
+    /// use), and does not wait longer than asked.
+    #[tokio::test]
+    async fn warm_channel_falls_back_to_lazy_when_nobody_answers() {
+        // A port on loopback nobody listens on: connection refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let target = ControllerTarget {
+            url: format!("http://127.0.0.1:{port}"),
+            tls: None,
+        };
+        let start = std::time::Instant::now();
+        let ch = target.channel_warm(Duration::from_millis(500)).await;
+        assert!(ch.is_ok());
+        assert!(start.elapsed() < Duration::from_secs(2));
+        let bad = ControllerTarget {
+            url: "not a url".into(),
+            tls: None,
+        };
+        assert!(bad.channel_warm(Duration::from_millis(100)).await.is_err());
+    }
 }
