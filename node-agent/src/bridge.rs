@@ -8,6 +8,7 @@
 
 use crate::ovsdb::{
     self, Atom, Condition, Mutation, Operation, Row, Transact, Uuid, Value, WaitUntil, row,
+    selected,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -207,7 +208,7 @@ async fn read<T: Transact>(db: &T, cfg: &BridgeConfig) -> Result<Seen, BridgeErr
         ),
     ];
     let res = db.transact(DB, &ops).await?;
-    let rows = |i: usize| res.get(i).and_then(|r| r.rows.clone()).unwrap_or_default();
+    let rows = |i: usize| selected(&res, i).to_vec();
     let uuid_of = |r: &Row| -> Result<Uuid, BridgeError> {
         r.get("_uuid")
             .and_then(Value::as_uuid)

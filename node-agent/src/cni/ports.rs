@@ -2,7 +2,7 @@
 //! tests can count or fail them; [`OvsdbPorts`] implements them over the agent's OVSDB client.
 
 use crate::ovsdb::{
-    self, Atom, Condition, Function, Mutation, Operation, Transact, Value, WaitUntil, row,
+    self, Atom, Condition, Function, Mutation, Operation, Transact, Value, WaitUntil, row, selected,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -159,10 +159,7 @@ impl<T: Transact + Send + Sync + 'static> PortPlugger for OvsdbPorts<T> {
             }
             Err(e) => return Err(e.into()),
         };
-        let row = res
-            .get(1)
-            .and_then(|r| r.rows.as_ref())
-            .and_then(|r| r.first());
+        let row = selected(&res, 1).first();
         let ofport = row
             .and_then(|r| r.get("ofport"))
             .and_then(Value::as_integer)
@@ -199,21 +196,16 @@ impl<T: Transact + Send + Sync + 'static> PortPlugger for OvsdbPorts<T> {
                 .and_then(Value::as_integer)
                 .and_then(|n| u32::try_from(n).ok())
         };
-        Ok(res
-            .first()
-            .and_then(|r| r.rows.as_ref())
-            .map(|rows| {
-                rows.iter()
-                    .filter_map(|r| {
-                        let name = r.get("name")?.as_str()?.to_string();
-                        Some((
-                            name,
-                            number(r, "ofport").or_else(|| number(r, "ofport_request"))?,
-                        ))
-                    })
-                    .collect()
+        Ok(selected(&res, 0)
+            .iter()
+            .filter_map(|r| {
+                let name = r.get("name")?.as_str()?.to_string();
+                Some((
+                    name,
+                    number(r, "ofport").or_else(|| number(r, "ofport_request"))?,
+                ))
             })
-            .unwrap_or_default())
+            .collect())
     }
 
     async fn del_port(&self, name: &str) -> Result<bool, PortError> {
@@ -223,16 +215,11 @@ impl<T: Transact + Send + Sync + 'static> PortPlugger for OvsdbPorts<T> {
             Some(&["_uuid"]),
         )];
         let res = self.db.transact(ovsdb_db(), &sel).await?;
-        let uuids: Vec<Atom> = res
-            .first()
-            .and_then(|r| r.rows.as_ref())
-            .map(|rows| {
-                rows.iter()
-                    .filter_map(|r| r.get("_uuid").and_then(Value::as_uuid).cloned())
-                    .map(Atom::Uuid)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let uuids: Vec<Atom> = selected(&res, 0)
+            .iter()
+            .filter_map(|r| r.get("_uuid").and_then(Value::as_uuid).cloned())
+            .map(Atom::Uuid)
+            .collect();
         if uuids.is_empty() {
             return Ok(false);
         }
@@ -266,20 +253,15 @@ impl<T: Transact + Send + Sync + 'static> PortPlugger for OvsdbPorts<T> {
             Some(&["name", "external_ids"]),
         )];
         let res = self.db.transact(ovsdb_db(), &ops).await?;
-        Ok(res
-            .first()
-            .and_then(|r| r.rows.as_ref())
-            .map(|rows| {
-                rows.iter()
-                    .filter_map(|r| {
-                        Some(PortRecord {
-                            name: r.get("name")?.as_str()?.to_string(),
-                            external_ids: ids_of(r.get("external_ids")),
-                        })
-                    })
-                    .collect()
+        Ok(selected(&res, 0)
+            .iter()
+            .filter_map(|r| {
+                Some(PortRecord {
+                    name: r.get("name")?.as_str()?.to_string(),
+                    external_ids: ids_of(r.get("external_ids")),
+                })
             })
-            .unwrap_or_default())
+            .collect())
     }
 
     async fn bridge_ready(&self) -> Result<bool, PortError> {
@@ -289,10 +271,7 @@ impl<T: Transact + Send + Sync + 'static> PortPlugger for OvsdbPorts<T> {
             Some(&["_uuid"]),
         )];
         let res = self.db.transact(ovsdb_db(), &ops).await?;
-        Ok(res
-            .first()
-            .and_then(|r| r.rows.as_ref())
-            .is_some_and(|r| !r.is_empty()))
+        Ok(!selected(&res, 0).is_empty())
     }
 }
 

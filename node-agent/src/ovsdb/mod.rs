@@ -19,7 +19,9 @@ pub use client::{Client, ClientOptions};
 pub use conn::{ConnectOptions, Connection, Endpoint};
 pub use framing::JsonSplitter;
 pub use monitor::{Event, MonitorRequest, RowUpdate, TableUpdates};
-pub use ops::{Condition, Function, Mutation, Mutator, Operation, OperationResult, WaitUntil};
+pub use ops::{
+    Condition, Function, Mutation, Mutator, Operation, OperationResult, WaitUntil, selected,
+};
 pub use value::{Atom, Row, Uuid, Value, row};
 
 use std::sync::Arc;

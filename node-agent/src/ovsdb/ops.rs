@@ -355,6 +355,14 @@ pub struct OperationResult {
     pub count: Option<u64>,
 }
 
+/// The rows operation `i` of a transaction selected (none when it selected nothing or was no
+/// `select`).
+pub fn selected(res: &[OperationResult], i: usize) -> &[Row] {
+    res.get(i)
+        .and_then(|r| r.rows.as_deref())
+        .unwrap_or_default()
+}
+
 /// Turns a `transact` reply into per-operation results, or the first failure as
 /// [`Error::OperationFailed`] (for a failing operation, with its index and name) or
 /// [`Error::CommitFailed`] (the extra trailing error when the commit itself failed).

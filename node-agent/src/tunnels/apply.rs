@@ -9,7 +9,7 @@ use crate::cni::ports::keys;
 use crate::netlink::{Netlink, NetlinkError, VxlanSpec};
 use crate::ovsdb::{
     self, Atom, Condition, Function, Mutation, Operation, Row, Transact, Uuid, Value, WaitUntil,
-    row,
+    row, selected,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -44,10 +44,6 @@ pub struct Tunnels<T> {
     netlink: Netlink,
     db: T,
     bridge: String,
-}
-
-fn rows(res: &[ovsdb::OperationResult], i: usize) -> Vec<Row> {
-    res.get(i).and_then(|r| r.rows.clone()).unwrap_or_default()
 }
 
 fn uuid_of(r: &Row) -> Option<Uuid> {
@@ -97,9 +93,8 @@ impl<T: Transact> Tunnels<T> {
             Operation::select("Interface", vec![], Some(&["_uuid", "name", "type"])),
         ];
         let res = self.db.transact(DB, &ops).await?;
-        let bridge = rows(&res, 0)
-            .into_iter()
-            .next()
+        let bridge = selected(&res, 0)
+            .first()
             .ok_or_else(|| TunnelError::NoBridge(self.bridge.clone()))?;
         let in_bridge: BTreeSet<Uuid> = bridge
             .get("ports")
@@ -111,7 +106,7 @@ impl<T: Transact> Tunnels<T> {
                     .collect()
             })
             .unwrap_or_default();
-        let ifaces: BTreeMap<Uuid, (String, String)> = rows(&res, 2)
+        let ifaces: BTreeMap<Uuid, (String, String)> = selected(&res, 2)
             .iter()
             .filter_map(|r| {
                 let name = r.get("name")?.as_str()?.to_string();
@@ -124,8 +119,8 @@ impl<T: Transact> Tunnels<T> {
             })
             .collect();
         let mut seen = Observed::default();
-        for r in rows(&res, 1) {
-            let (Some(uuid), Some(name)) = (uuid_of(&r), r.get("name").and_then(Value::as_str))
+        for r in selected(&res, 1) {
+            let (Some(uuid), Some(name)) = (uuid_of(r), r.get("name").and_then(Value::as_str))
             else {
                 continue;
             };
@@ -396,7 +391,7 @@ impl<T: Transact> Tunnels<T> {
         ));
         let res = self.db.transact(DB, &ops).await?;
         let want: BTreeSet<&String> = names.iter().collect();
-        Ok(rows(&res, names.len())
+        Ok(selected(&res, names.len())
             .iter()
             .filter_map(|r| {
                 let n = r.get("name")?.as_str()?.to_string();
