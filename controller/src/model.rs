@@ -363,12 +363,19 @@ impl Model {
         if a.mac[0] & 1 == 1 || a.mac == [0; 6] {
             return Err(ModelError::BadMac(fmt_mac(&a.mac)));
         }
-        for other in self.attachments_of(&a.network).filter(|o| o.id != a.id) {
-            if other.mac == a.mac {
-                return Err(ModelError::DuplicateMac(fmt_mac(&a.mac), a.network.clone()));
+        // One pass over the attachments: duplicates on the network, stale holders of the port.
+        let mut stale: Vec<AttachmentId> = Vec::new();
+        for other in self.attachments.values().filter(|o| o.id != a.id) {
+            if other.network == a.network {
+                if other.mac == a.mac {
+                    return Err(ModelError::DuplicateMac(fmt_mac(&a.mac), a.network.clone()));
+                }
+                if let Some(ip) = a.ips.iter().find(|ip| other.ips.contains(ip)) {
+                    return Err(ModelError::DuplicateIp(*ip, a.network.clone()));
+                }
             }
-            if let Some(ip) = a.ips.iter().find(|ip| other.ips.contains(ip)) {
-                return Err(ModelError::DuplicateIp(*ip, a.network.clone()));
+            if other.node == a.node && other.ofport == a.ofport {
+                stale.push(other.id.clone());
             }
         }
         if let Some(subnet) = net.subnet
@@ -376,12 +383,6 @@ impl Model {
         {
             return Err(ModelError::IpOutsideSubnet(*ip));
         }
-        let stale: Vec<AttachmentId> = self
-            .attachments
-            .values()
-            .filter(|o| o.id != a.id && o.node == a.node && o.ofport == a.ofport)
-            .map(|o| o.id.clone())
-            .collect();
         for id in &stale {
             self.attachments.remove(id);
             self.reservations.remove(id);
