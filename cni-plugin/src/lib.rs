@@ -4,58 +4,14 @@
 //! [`run`] is the whole plugin minus I/O, so tests drive it with any environment and stdin.
 
 pub mod client;
-pub mod codes;
 pub mod parse;
-pub mod result;
 
 pub use parse::{Command, Invocation, LATEST_VERSION, SUPPORTED_VERSIONS};
 
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use weft_proto::cni::v1 as pb;
-
-/// The spec's error object (`code`, `msg`, `details`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("CNI error {code}: {msg}")]
-pub struct CniError {
-    pub code: u32,
-    pub msg: String,
-    pub details: String,
-}
-
-impl CniError {
-    pub fn new(code: u32, msg: impl Into<String>) -> Self {
-        CniError {
-            code,
-            msg: msg.into(),
-            details: String::new(),
-        }
-    }
-
-    pub fn with_details(mut self, details: impl Into<String>) -> Self {
-        self.details = details.into();
-        self
-    }
-
-    /// The JSON error object for configuration version `version`.
-    pub fn to_json(&self, version: &str) -> Value {
-        let mut v = json!({"cniVersion": version, "code": self.code, "msg": self.msg});
-        if !self.details.is_empty() {
-            v["details"] = json!(self.details);
-        }
-        v
-    }
-}
-
-impl From<pb::CniError> for CniError {
-    fn from(e: pb::CniError) -> Self {
-        CniError {
-            code: e.code,
-            msg: e.msg,
-            details: e.details,
-        }
-    }
-}
+use weft_proto::cni::{CniError, ErrorCode, result};
 
 /// What the plugin prints and how it exits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,9 +63,9 @@ pub fn run(env: &HashMap<String, String>, stdin: &[u8], agent: &dyn Agent) -> Ou
         Ok(r) => r,
         Err(why) => {
             let code = if inv.command == Command::Status {
-                codes::NOT_AVAILABLE
+                ErrorCode::NotAvailable
             } else {
-                codes::TRY_AGAIN
+                ErrorCode::TryAgain
             };
             let e = CniError::new(code, format!("weft-agent unreachable at {}", inv.socket))
                 .with_details(why);
@@ -123,7 +79,7 @@ pub fn run(env: &HashMap<String, String>, stdin: &[u8], agent: &dyn Agent) -> Ou
         Command::Add => {
             let Some(ours) = reply.result else {
                 let e = CniError::new(
-                    codes::IO_FAILURE,
+                    ErrorCode::IoFailure,
                     "weft-agent answered ADD without a result",
                 );
                 return Output::err(&inv.version, &e);

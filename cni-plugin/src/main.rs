@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 
+use weft_proto::cni::{CniError, ErrorCode};
+
 fn main() {
     let env: HashMap<String, String> = std::env::vars_os()
         .map(|(k, v)| {
@@ -18,8 +20,7 @@ fn main() {
     let out = match std::io::stdin().take(16 << 20).read_to_end(&mut stdin) {
         Ok(_) => weft_cni::run(&env, &stdin, &weft_cni::client::UnixAgent::default()),
         Err(e) => {
-            let err =
-                weft_cni::CniError::new(weft_cni::codes::IO_FAILURE, format!("reading stdin: {e}"));
+            let err = CniError::new(ErrorCode::IoFailure, format!("reading stdin: {e}"));
             weft_cni::Output {
                 stdout: err.to_json(weft_cni::LATEST_VERSION).to_string(),
                 exit_code: 1,

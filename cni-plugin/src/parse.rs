@@ -1,13 +1,14 @@
 //! The CNI contract's input side: `CNI_*` variables and the network configuration on stdin,
 //! parsed into a [`pb::CniRequest`]. Every malformed input becomes a [`CniError`], never a panic.
 
-use crate::CniError;
-use crate::codes;
-use crate::result::parse_result;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use weft_proto::cni::result::parse_result;
 use weft_proto::cni::v1 as pb;
+use weft_proto::cni::{CniError, ErrorCode, valid_container_id, valid_ifname, version_tuple};
+use weft_proto::common::v1::{AttachmentId, PodRef};
+use weft_types::MacAddr;
 
 /// The versions this plugin speaks. Results are rendered in the configuration's version.
 pub const SUPPORTED_VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -60,24 +61,12 @@ pub struct Invocation {
     pub request: pb::CniRequest,
 }
 
-/// Parses `a.b.c` (missing parts are 0).
-pub fn version_tuple(v: &str) -> Option<(u32, u32, u32)> {
-    let mut it = v.split('.');
-    let a = it.next()?.parse().ok()?;
-    let b = it.next().map_or(Some(0), |x| x.parse().ok())?;
-    let c = it.next().map_or(Some(0), |x| x.parse().ok())?;
-    if it.next().is_some() {
-        return None;
-    }
-    Some((a, b, c))
-}
-
 fn env_err(msg: impl Into<String>) -> CniError {
-    CniError::new(codes::INVALID_ENVIRONMENT, msg)
+    CniError::new(ErrorCode::InvalidEnvironment, msg)
 }
 
 fn config_err(msg: impl Into<String>) -> CniError {
-    CniError::new(codes::INVALID_CONFIG, msg)
+    CniError::new(ErrorCode::InvalidConfig, msg)
 }
 
 /// The command alone, for callers that must know it before anything else parses.
@@ -88,33 +77,23 @@ pub fn command(env: &HashMap<String, String>) -> Result<Command, CniError> {
     }
 }
 
-/// Spec rule for container ids: alphanumeric first, then alphanumerics, `_`, `.`, `-`.
-pub fn valid_container_id(id: &str) -> bool {
-    let mut chars = id.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
-/// Spec (and kernel) rule for interface names: 1..=15 bytes, not `.`/`..`, no `/`, `:`, spaces.
-pub fn valid_ifname(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 15
-        && name != "."
-        && name != ".."
-        && !name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0')
+/// `CNI_ARGS` taken apart: the pod, its infra container id, and the other entries.
+struct CniArgs {
+    pod: PodRef,
+    infra_container_id: String,
+    extra: HashMap<String, String>,
 }
 
 /// Parses `CNI_ARGS` (`K=V;K=V`). Malformed pairs are refused unless `IgnoreUnknown` is true.
-fn parse_cni_args(raw: &str) -> Result<(pb::PodArgs, HashMap<String, String>), CniError> {
+fn parse_cni_args(raw: &str) -> Result<CniArgs, CniError> {
     let pairs: Vec<&str> = raw.split(';').filter(|p| !p.is_empty()).collect();
     let ignore_unknown = pairs.iter().any(|p| {
         p.split_once('=').is_some_and(|(k, v)| {
             k == "IgnoreUnknown" && (v == "1" || v.eq_ignore_ascii_case("true"))
         })
     });
-    let mut pod = pb::PodArgs::default();
+    let mut pod = PodRef::default();
+    let mut infra_container_id = String::new();
     let mut extra = HashMap::new();
     for p in pairs {
         let Some((k, v)) = p.split_once('=') else {
@@ -127,35 +106,23 @@ fn parse_cni_args(raw: &str) -> Result<(pb::PodArgs, HashMap<String, String>), C
             "K8S_POD_NAMESPACE" => pod.namespace = v.to_string(),
             "K8S_POD_NAME" => pod.name = v.to_string(),
             "K8S_POD_UID" => pod.uid = v.to_string(),
-            "K8S_POD_INFRA_CONTAINER_ID" => pod.infra_container_id = v.to_string(),
+            "K8S_POD_INFRA_CONTAINER_ID" => infra_container_id = v.to_string(),
             "IgnoreUnknown" => {}
             _ => {
                 extra.insert(k.to_string(), v.to_string());
             }
         }
     }
-    Ok((pod, extra))
+    Ok(CniArgs {
+        pod,
+        infra_container_id,
+        extra,
+    })
 }
 
-/// `02:00:00:00:00:01` form (also accepts `-` separators); returns the canonical lower-case form.
+/// A MAC in the canonical lower-case `02:00:00:00:00:01` form (`-` separators accepted).
 pub fn parse_mac(s: &str) -> Option<String> {
-    let parts: Vec<&str> = s.split([':', '-']).collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(6);
-    for p in parts {
-        if p.len() != 2 {
-            return None;
-        }
-        out.push(u8::from_str_radix(p, 16).ok()?);
-    }
-    Some(
-        out.iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":"),
-    )
+    s.parse::<MacAddr>().ok().map(|m| m.to_string())
 }
 
 /// A bare address or a CIDR with a valid prefix length for its family.
@@ -223,7 +190,7 @@ pub fn parse(
         (
             latest(),
             CniError::new(
-                codes::DECODE,
+                ErrorCode::Decode,
                 format!("network configuration is not JSON: {e}"),
             ),
         )
@@ -231,7 +198,10 @@ pub fn parse(
     let Value::Object(conf) = conf else {
         return Err((
             latest(),
-            CniError::new(codes::DECODE, "network configuration is not a JSON object"),
+            CniError::new(
+                ErrorCode::Decode,
+                "network configuration is not a JSON object",
+            ),
         ));
     };
     let version = match conf.get("cniVersion") {
@@ -243,7 +213,7 @@ pub fn parse(
         return Err((
             latest(),
             CniError::new(
-                codes::INCOMPATIBLE_VERSION,
+                ErrorCode::IncompatibleVersion,
                 format!("cniVersion {version:?} not supported"),
             )
             .with_details(format!("supported: {}", SUPPORTED_VERSIONS.join(", "))),
@@ -254,7 +224,7 @@ pub fn parse(
     let vt = version_tuple(&version).unwrap_or((0, 0, 0));
     if vt < command.min_version() {
         return Err(fail(CniError::new(
-            codes::INCOMPATIBLE_VERSION,
+            ErrorCode::IncompatibleVersion,
             format!("cniVersion {version} does not have {command:?}"),
         )));
     }
@@ -295,9 +265,10 @@ pub fn parse(
         req.ifname = ifname.to_string();
         req.netns = netns.to_string();
     }
-    let (pod, extra) = parse_cni_args(get("CNI_ARGS")).map_err(&fail)?;
-    req.pod = Some(pod);
-    req.extra_args = extra;
+    let args = parse_cni_args(get("CNI_ARGS")).map_err(&fail)?;
+    req.pod = Some(args.pod);
+    req.infra_container_id = args.infra_container_id;
+    req.extra_args = args.extra;
     req.cni_path = get("CNI_PATH")
         .split(':')
         .filter(|p| !p.is_empty())
@@ -326,7 +297,7 @@ pub fn parse(
     for f in UNSUPPORTED_TRUE_FIELDS {
         if conf.get(*f) == Some(&Value::Bool(true)) {
             return Err(fail(CniError::new(
-                codes::UNSUPPORTED_FIELD,
+                ErrorCode::UnsupportedField,
                 format!("unsupported field {f}: true"),
             )));
         }
@@ -379,10 +350,10 @@ pub fn parse(
     match conf.get("prevResult") {
         None | Some(Value::Null) => {}
         Some(v) => {
-            req.prev_result = Some(
-                parse_result(v)
-                    .map_err(|m| fail(CniError::new(codes::DECODE, format!("prevResult: {m}"))))?,
-            )
+            req.prev_result =
+                Some(parse_result(v).map_err(|m| {
+                    fail(CniError::new(ErrorCode::Decode, format!("prevResult: {m}")))
+                })?)
         }
     }
     match conf.get("cni.dev/valid-attachments") {
@@ -392,7 +363,7 @@ pub fn parse(
                 let o = item.as_object();
                 let field = |k: &str| o.and_then(|o| o.get(k)).and_then(Value::as_str);
                 match (field("containerID"), field("ifname")) {
-                    (Some(c), Some(i)) => req.valid_attachments.push(pb::AttachmentRef {
+                    (Some(c), Some(i)) => req.valid_attachments.push(AttachmentId {
                         container_id: c.to_string(),
                         ifname: i.to_string(),
                     }),

@@ -5,7 +5,8 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use weft_cni::{Agent, Command, codes, run};
+use weft_cni::{Agent, Command, run};
+use weft_proto::cni::ErrorCode;
 use weft_proto::cni::v1 as pb;
 
 /// Records requests; answers with a fixed reply, or fails like an unreachable agent.
@@ -73,11 +74,11 @@ fn conf(version: &str) -> Value {
     json!({"cniVersion": version, "name": "red", "type": "weft", "network": "red/red"})
 }
 
-fn code_of(env: &HashMap<String, String>, stdin: &[u8]) -> u32 {
+fn code_of(env: &HashMap<String, String>, stdin: &[u8]) -> ErrorCode {
     let out = run(env, stdin, &FakeAgent::ok());
     assert_ne!(out.exit_code, 0, "expected an error, got {}", out.stdout);
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
-    v["code"].as_u64().unwrap() as u32
+    ErrorCode::from(v["code"].as_u64().unwrap() as u32)
 }
 
 #[test]
@@ -186,7 +187,7 @@ fn bad_environment_is_code_4() {
         };
         assert_eq!(
             code_of(&e, c.as_bytes()),
-            codes::INVALID_ENVIRONMENT,
+            ErrorCode::InvalidEnvironment,
             "{key}={val:?}"
         );
     }
@@ -206,45 +207,45 @@ fn bad_environment_is_code_4() {
 #[test]
 fn bad_config_gets_its_code() {
     let e = env("ADD");
-    assert_eq!(code_of(&e, b"{not json"), codes::DECODE);
-    assert_eq!(code_of(&e, b"[1,2]"), codes::DECODE);
-    assert_eq!(code_of(&e, b"{\"name\":\"x\"}"), codes::INVALID_CONFIG);
+    assert_eq!(code_of(&e, b"{not json"), ErrorCode::Decode);
+    assert_eq!(code_of(&e, b"[1,2]"), ErrorCode::Decode);
+    assert_eq!(code_of(&e, b"{\"name\":\"x\"}"), ErrorCode::InvalidConfig);
     assert_eq!(
         code_of(&e, conf("0.2.0").to_string().as_bytes()),
-        codes::INCOMPATIBLE_VERSION
+        ErrorCode::IncompatibleVersion
     );
     assert_eq!(
         code_of(&env("CHECK"), conf("0.3.1").to_string().as_bytes()),
-        codes::INCOMPATIBLE_VERSION
+        ErrorCode::IncompatibleVersion
     );
     assert_eq!(
         code_of(&env("GC"), conf("1.0.0").to_string().as_bytes()),
-        codes::INCOMPATIBLE_VERSION
+        ErrorCode::IncompatibleVersion
     );
     let cases = [
         (
             json!({"runtimeConfig": {"mac": "zz:00:00:00:00:00"}}),
-            codes::INVALID_CONFIG,
+            ErrorCode::InvalidConfig,
         ),
         (
             json!({"runtimeConfig": {"ips": ["10.0.0.300/24"]}}),
-            codes::INVALID_CONFIG,
+            ErrorCode::InvalidConfig,
         ),
         (
             json!({"runtimeConfig": {"ips": ["10.0.0.3/33"]}}),
-            codes::INVALID_CONFIG,
+            ErrorCode::InvalidConfig,
         ),
-        (json!({"mtu": 20}), codes::INVALID_CONFIG),
+        (json!({"mtu": 20}), ErrorCode::InvalidConfig),
         (
             json!({"ipam": {"subnet": "10.0.0.0/24"}}),
-            codes::INVALID_CONFIG,
+            ErrorCode::InvalidConfig,
         ),
-        (json!({"network": "a/b/c"}), codes::INVALID_CONFIG),
-        (json!({"name": ""}), codes::INVALID_CONFIG),
-        (json!({"ipMasq": true}), codes::UNSUPPORTED_FIELD),
+        (json!({"network": "a/b/c"}), ErrorCode::InvalidConfig),
+        (json!({"name": ""}), ErrorCode::InvalidConfig),
+        (json!({"ipMasq": true}), ErrorCode::UnsupportedField),
         (
             json!({"prevResult": {"ips": [{"address": "nope"}]}}),
-            codes::DECODE,
+            ErrorCode::Decode,
         ),
     ];
     for (patch, want) in cases {
@@ -264,7 +265,7 @@ fn errors_carry_the_config_version_and_agent_down_is_try_again() {
         &FakeAgent::down(),
     );
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(v["code"], codes::TRY_AGAIN);
+    assert_eq!(v["code"], ErrorCode::TryAgain.value());
     assert_eq!(v["cniVersion"], "0.4.0");
     let out = run(
         &env("STATUS"),
@@ -272,7 +273,7 @@ fn errors_carry_the_config_version_and_agent_down_is_try_again() {
         &FakeAgent::down(),
     );
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(v["code"], codes::NOT_AVAILABLE);
+    assert_eq!(v["code"], ErrorCode::NotAvailable.value());
 }
 
 #[test]

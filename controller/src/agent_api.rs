@@ -11,10 +11,13 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 use weft_proto::agent::v1 as pb;
 use weft_proto::agent::v1::node_control_server::NodeControl;
+use weft_proto::common::v1 as common;
+use weft_proto::error_detail::{self, ErrorReason};
 
+use crate::error_reason::{self, status};
 use crate::ipam::{self, ReserveRequest};
 use crate::model::{Attachment, AttachmentId, Model, ModelError, NetworkKey, Node, PodRef};
-use crate::store::{ModelStore, StoreError};
+use crate::store::ModelStore;
 
 /// Cluster-wide settings agents need.
 #[derive(Debug, Clone)]
@@ -46,32 +49,6 @@ impl FabricSettings {
     }
 }
 
-/// Maps model errors to gRPC status codes callers can act on.
-pub fn status(e: StoreError) -> Status {
-    match e {
-        StoreError::Persist(m) => Status::unavailable(format!("state not persisted: {m}")),
-        StoreError::Model(e) => {
-            let msg = e.to_string();
-            match e {
-                ModelError::UnknownNetwork(_) | ModelError::UnknownNode(_) => {
-                    Status::not_found(msg)
-                }
-                ModelError::DuplicateNetwork(_)
-                | ModelError::DuplicateMac(..)
-                | ModelError::DuplicateIp(..) => Status::already_exists(msg),
-                ModelError::NamespaceNotAllowed { .. } => Status::permission_denied(msg),
-                ModelError::SubnetFull(_) | ModelError::SegmentsExhausted => {
-                    Status::resource_exhausted(msg)
-                }
-                ModelError::NetworkInUse { .. }
-                | ModelError::NodeInUse { .. }
-                | ModelError::NotPrepared(_) => Status::failed_precondition(msg),
-                _ => Status::invalid_argument(msg),
-            }
-        }
-    }
-}
-
 pub struct NodeControlService {
     store: Arc<ModelStore>,
     settings: FabricSettings,
@@ -99,14 +76,14 @@ impl NodeControlService {
     }
 }
 
-/// The per-pair VNI: part of the agent contract, so it lives in `weft-proto`.
-pub use weft_proto::agent::pair_vni;
+/// The per-pair VNI: computed the same way by the agent's tests and the controller.
+pub use weft_types::vni::pair_vni;
 
 fn bad(msg: impl Into<String>) -> Status {
-    Status::invalid_argument(msg.into())
+    error_reason::invalid(msg)
 }
 
-fn attachment_id(id: Option<pb::AttachmentId>) -> Result<AttachmentId, Status> {
+fn attachment_id(id: Option<common::AttachmentId>) -> Result<AttachmentId, Status> {
     let id = id.ok_or_else(|| bad("attachment id missing"))?;
     if id.container_id.is_empty() || id.ifname.is_empty() {
         return Err(bad("attachment id needs container_id and ifname"));
@@ -117,7 +94,7 @@ fn attachment_id(id: Option<pb::AttachmentId>) -> Result<AttachmentId, Status> {
     })
 }
 
-fn pod_ref(p: Option<pb::PodRef>) -> Result<PodRef, Status> {
+fn pod_ref(p: Option<common::PodRef>) -> Result<PodRef, Status> {
     let p = p.ok_or_else(|| bad("pod missing"))?;
     if p.namespace.is_empty() {
         return Err(bad("pod namespace missing"));
@@ -137,7 +114,7 @@ fn parse_ip(s: &str) -> Result<IpAddr, Status> {
 }
 
 fn network_key(s: &str) -> Result<NetworkKey, Status> {
-    NetworkKey::parse(s).map_err(|e| bad(e.to_string()))
+    NetworkKey::parse(s).map_err(|e| status(ModelError::from(e).into()))
 }
 
 type ConfigStream = Pin<Box<dyn Stream<Item = Result<pb::NodeConfig, Status>> + Send>>;
@@ -235,7 +212,7 @@ impl NodeControl for NodeControlService {
         let tunnels: std::collections::BTreeMap<String, u32> = r
             .ports
             .iter()
-            .filter(|p| !p.peer_node.is_empty() && p.ofport > 0 && p.ofport < 0xff00)
+            .filter(|p| !p.peer_node.is_empty() && weft_types::ports::is_port_number_i64(p.ofport))
             .map(|p| (p.peer_node.clone(), p.ofport as u32))
             .collect();
         // Durable although agents report again on reconnect: after a restart, switches may
@@ -261,7 +238,7 @@ impl NodeControl for NodeControlService {
         let r = req.into_inner();
         let mac = match r.mac.as_str() {
             "" => None,
-            m => Some(ipam::parse_mac(m).map_err(|e| bad(e.to_string()))?),
+            m => Some(ipam::parse_mac(m).map_err(|e| status(e.into()))?),
         };
         let ips = r
             .ips
@@ -296,7 +273,7 @@ impl NodeControl for NodeControlService {
             .model
             .networks
             .get(&key)
-            .ok_or_else(|| Status::not_found(format!("network {key} vanished")))?;
+            .ok_or_else(|| status(ModelError::UnknownNetwork(key.clone()).into()))?;
         Ok(Response::new(pb::PrepareReply {
             mac: crate::model::fmt_mac(&res.mac),
             ips: res.ips.iter().map(|n| n.to_string()).collect(),
@@ -314,7 +291,7 @@ impl NodeControl for NodeControlService {
         let id = attachment_id(r.id)?;
         let network = network_key(&r.network)?;
         let pod = pod_ref(r.pod)?;
-        if r.ofport == 0 || r.ofport >= 0xff00 {
+        if !weft_types::ports::is_port_number(r.ofport) {
             return Err(bad(format!("invalid ofport {}", r.ofport)));
         }
         let node = r.node_name.clone();
@@ -362,7 +339,7 @@ impl NodeControl for NodeControlService {
         self.store
             .wait_confirmed(&wait, version, self.settings.confirm_timeout)
             .await
-            .map_err(|e| Status::deadline_exceeded(e.to_string()))?;
+            .map_err(|e| error_detail::status(ErrorReason::FlowsNotConfirmed, e.to_string()))?;
         tracing::debug!(
             %node,
             version,
@@ -383,23 +360,5 @@ impl NodeControl for NodeControlService {
             })
             .map_err(status)?;
         Ok(Response::new(pb::Ack {}))
-    }
-}
-
-#[cfg(test)]
-mod pair_vni_tests {
-    use super::pair_vni;
-
-    #[test]
-    fn pair_vni_is_symmetric_24_bit_and_spread() {
-        assert_eq!(pair_vni(4242, "a", "b"), pair_vni(4242, "b", "a"));
-        assert_ne!(pair_vni(4242, "a", "b"), pair_vni(4243, "a", "b"));
-        let mut seen = std::collections::BTreeSet::new();
-        for i in 0..200 {
-            let v = pair_vni(4242, "node-0", &format!("node-{i}"));
-            assert!((1..=0x00ff_ffff).contains(&v));
-            seen.insert(v);
-        }
-        assert_eq!(seen.len(), 200);
     }
 }

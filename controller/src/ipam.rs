@@ -37,36 +37,19 @@ pub struct ReserveRequest {
 
 /// Parses `02:00:00:00:00:01`.
 pub fn parse_mac(s: &str) -> Result<[u8; 6], ModelError> {
-    let mut out = [0u8; 6];
-    let parts: Vec<&str> = s.split([':', '-']).collect();
-    if parts.len() != 6 {
-        return Err(ModelError::BadMac(s.to_string()));
-    }
-    for (o, p) in out.iter_mut().zip(parts) {
-        if p.len() != 2 {
-            return Err(ModelError::BadMac(s.to_string()));
-        }
-        *o = u8::from_str_radix(p, 16).map_err(|_| ModelError::BadMac(s.to_string()))?;
-    }
-    Ok(out)
+    s.parse::<weft_types::MacAddr>()
+        .map(|m| m.octets())
+        .map_err(|_| ModelError::BadMac(s.to_string()))
 }
 
 /// A locally administered unicast MAC derived from the pod UID and interface, so a pod keeps its
 /// MAC across agent restarts and CNI retries. `salt` resolves the rare collision.
 pub fn stable_mac(pod_uid: &str, ifname: &str, salt: u32) -> [u8; 6] {
-    // FNV-1a: tiny, stable across versions and platforms.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in pod_uid
-        .bytes()
-        .chain([0])
-        .chain(ifname.bytes())
-        .chain(salt.to_be_bytes())
-    {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    let b = h.to_be_bytes();
-    [0x02, b[1], b[2], b[3], b[4], b[5]]
+    let h = weft_types::hash::Fnv1a::new()
+        .parts([pod_uid, ifname])
+        .bytes(salt.to_be_bytes())
+        .finish();
+    weft_types::MacAddr::local_unicast(h).octets()
 }
 
 fn to_u128(ip: IpAddr) -> u128 {

@@ -8,6 +8,7 @@
 pub mod agent_api;
 pub mod changes;
 pub mod diff;
+pub mod error_reason;
 pub mod ipam;
 pub mod k8s;
 pub mod metrics;

@@ -14,47 +14,7 @@ pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 1280..=9000;
 /// 802.1Q ids usable as segments (0 and 4095 are reserved).
 pub const SEGMENT_RANGE: std::ops::RangeInclusive<u16> = 1..=4094;
 
-/// `<namespace>/<name>` of a network.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct NetworkKey {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl NetworkKey {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        NetworkKey {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-
-    /// Parses `ns/name`.
-    pub fn parse(s: &str) -> Result<Self, ModelError> {
-        match s.split_once('/') {
-            Some((ns, name)) if valid_dns_label(ns) && valid_dns_label(name) => {
-                Ok(NetworkKey::new(ns, name))
-            }
-            _ => Err(ModelError::BadName(s.to_string())),
-        }
-    }
-}
-
-impl std::fmt::Display for NetworkKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
-
-/// RFC 1123 label, as Kubernetes names namespaces and most objects.
-pub fn valid_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
+pub use weft_types::{NetworkKey, valid_dns_label};
 
 /// What a user asks for when creating a network.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -272,12 +232,15 @@ pub enum ModelError {
     NotPrepared(String),
 }
 
+impl From<weft_types::NetworkKeyError> for ModelError {
+    fn from(e: weft_types::NetworkKeyError) -> Self {
+        ModelError::BadName(e.0)
+    }
+}
+
 /// Formats a MAC the usual way.
 pub fn fmt_mac(m: &[u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
+    weft_types::MacAddr(*m).to_string()
 }
 
 /// The whole model of a cluster.

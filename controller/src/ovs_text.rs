@@ -13,10 +13,7 @@ use crate::rules::{FlowKey, FlowValue, SwitchState};
 pub struct Unsupported(String);
 
 fn mac(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    weft_types::MacAddr(*m).to_string()
 }
 
 /// Every flow of a switch, one `add-flow` line each: a file for `ovs-ofctl add-flows` or

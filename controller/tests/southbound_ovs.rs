@@ -202,11 +202,11 @@ fn attach(
         &format!("ofport_request={POD_PORT}"),
     ])
     .unwrap();
-    let id = pb::AttachmentId {
+    let id = weft_proto::common::v1::AttachmentId {
         container_id: format!("ctr-{name}"),
         ifname: "net1".into(),
     };
-    let pod = pb::PodRef {
+    let pod = weft_proto::common::v1::PodRef {
         namespace: "tenant".into(),
         name: name.into(),
         uid: format!("uid-{name}"),

@@ -12,6 +12,7 @@ use crate::ovsdb::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+use weft_types::DatapathId;
 
 /// The vswitch database name.
 pub const DB: &str = "Open_vSwitch";
@@ -78,17 +79,9 @@ impl BridgeConfig {
     }
 }
 
-/// The bridge's `other_config:datapath-id`: 16 hex digits, the 64-bit FNV-1a hash of the node
-/// name. Deterministic so a node keeps its datapath id across agent restarts and bridge
-/// re-creation, and the controller can predict it; FNV needs no dependency and spreads short
-/// similar names well. Zero is not a valid datapath id for OVS, so it maps to 1.
-pub fn datapath_id(node_name: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in node_name.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{:016x}", h.max(1))
+/// The bridge's `other_config:datapath-id` (16 hex digits): see [`DatapathId::for_node`].
+pub fn datapath_id(node_name: &str) -> DatapathId {
+    DatapathId::for_node(node_name)
 }
 
 /// What [`ensure_bridge`] did.
@@ -287,7 +280,7 @@ fn controller_insert(target: &str, probe_ms: i64, i: usize) -> Operation {
 
 /// The write transaction (empty when nothing differs) and what it will change.
 fn plan(cfg: &BridgeConfig, seen: &Seen) -> Result<(Vec<Operation>, Ensured), BridgeError> {
-    let dpid = datapath_id(&cfg.node_name);
+    let dpid = datapath_id(&cfg.node_name).to_string();
     let probe = cfg.probe_ms();
     let Some(bridge) = &seen.bridge else {
         if seen.local_port.is_some() {
@@ -503,10 +496,10 @@ mod tests {
     #[test]
     fn datapath_id_is_deterministic_16_hex_and_spread() {
         // FNV-1a 64 reference values: "" is the offset basis, "a" is af63dc4c8601ec8c.
-        assert_eq!(datapath_id(""), "cbf29ce484222325");
-        assert_eq!(datapath_id("a"), "af63dc4c8601ec8c");
+        assert_eq!(datapath_id("").to_string(), "cbf29ce484222325");
+        assert_eq!(datapath_id("a").to_string(), "af63dc4c8601ec8c");
         let ids: BTreeSet<String> = (0..1000)
-            .map(|i| datapath_id(&format!("node-{i}")))
+            .map(|i| datapath_id(&format!("node-{i}")).to_string())
             .collect();
         assert_eq!(ids.len(), 1000);
         assert!(ids.iter().all(|d| d.len() == 16

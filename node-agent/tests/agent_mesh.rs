@@ -88,7 +88,7 @@ async fn full_mesh_carries_traffic_and_follows_peer_removal() {
     assert_eq!(a.datapath_type, "netdev");
     assert_eq!(
         format!("{:016x}", a.datapath_id),
-        weft_agent::bridge::datapath_id("node-a")
+        weft_agent::bridge::datapath_id("node-a").to_string()
     );
 
     // Frames sent into a's tunnel to b come out of b's tunnel from a: ping across it.

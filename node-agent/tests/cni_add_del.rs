@@ -144,7 +144,7 @@ async fn cni_add_check_del_with_traffic() {
         .await;
     assert_eq!(
         cni_support::code(&bad),
-        weft_cni::codes::CHECK_FAILED as u64
+        u64::from(weft_proto::cni::ErrorCode::CheckFailed.value())
     );
     p1.exec(&["ip", "link", "set", "net1", "up"]).unwrap();
 
@@ -272,7 +272,7 @@ async fn cni_pod_port_numbers_are_chosen_by_the_agent() {
     };
     let (p1, p2, p3) = (node.pod(), node.pod(), node.pod());
     let n1 = add(&node, "c1", &p1).await;
-    assert!((32769..0xff00).contains(&n1), "{n1}");
+    assert!(weft_types::ports::POD_PORTS.contains(&n1) && n1 > 32768, "{n1}");
     assert_eq!(
         node.cni("DEL", "c1", &netns_path(&p1), "net1", &conf)
             .await
@@ -346,7 +346,7 @@ async fn cni_add_fails_cleanly_when_its_port_number_was_taken_by_hand() {
     let failed = node.cni("ADD", "c2", &netns_path(&p2), "net1", &conf).await;
     assert_eq!(
         code(&failed),
-        u64::from(weft_cni::codes::OVS_FAILED),
+        u64::from(weft_proto::cni::ErrorCode::OvsFailed.value()),
         "{}",
         failed.1
     );

@@ -7,14 +7,14 @@ use cni_support::controller::{Knobs, Net};
 use cni_support::{Node, code, links, netns_path};
 use serde_json::{Value, json};
 use std::time::Duration;
-use weft_cni::codes;
+use weft_proto::cni::ErrorCode;
 
 /// Runs ADD and checks the code and that node and pod look exactly as before.
-async fn refused(node: &Node, pod: &weft_testbed::NetNs, cid: &str, conf: &Value, want: u32) {
+async fn refused(node: &Node, pod: &weft_testbed::NetNs, cid: &str, conf: &Value, want: ErrorCode) {
     let before = node.snapshot();
     let pod_before = links(pod);
     let out = node.cni("ADD", cid, &netns_path(pod), "net1", conf).await;
-    assert_eq!(code(&out), want as u64, "{cid}: {}", out.1);
+    assert_eq!(code(&out), u64::from(want.value()), "{cid}: {}", out.1);
     assert_eq!(node.snapshot(), before, "{cid}: node changed");
     assert_eq!(links(pod), pod_before, "{cid}: pod changed");
 }
@@ -47,7 +47,7 @@ async fn cni_refusals_leave_nothing_behind() {
         &pod,
         "unknown-net",
         &node.conf("1.0.0", "red/nope"),
-        codes::UNKNOWN_NETWORK,
+        ErrorCode::UnknownNetwork,
     )
     .await;
     refused(
@@ -55,14 +55,14 @@ async fn cni_refusals_leave_nothing_behind() {
         &pod,
         "wrong-ns",
         &node.conf("1.0.0", "blue/blue"),
-        codes::NAMESPACE_NOT_ALLOWED,
+        ErrorCode::NamespaceNotAllowed,
     )
     .await;
     let outside = with(
         red.clone(),
         json!({"runtimeConfig": {"ips": ["10.99.0.5/24"]}}),
     );
-    refused(&node, &pod, "outside", &outside, codes::ADDRESS_REFUSED).await;
+    refused(&node, &pod, "outside", &outside, ErrorCode::AddressRefused).await;
 
     // A first pod holds a MAC and an IP; a second asking for either is refused.
     let holder = node.pod();
@@ -80,12 +80,12 @@ async fn cni_refusals_leave_nothing_behind() {
         red.clone(),
         json!({"runtimeConfig": {"mac": "02:00:00:00:aa:01"}}),
     );
-    refused(&node, &pod, "dup-mac", &same_mac, codes::ADDRESS_IN_USE).await;
+    refused(&node, &pod, "dup-mac", &same_mac, ErrorCode::AddressInUse).await;
     let same_ip = with(
         red.clone(),
         json!({"runtimeConfig": {"ips": ["10.77.0.60/24"]}}),
     );
-    refused(&node, &pod, "dup-ip", &same_ip, codes::ADDRESS_IN_USE).await;
+    refused(&node, &pod, "dup-ip", &same_ip, ErrorCode::AddressInUse).await;
     assert_eq!(
         node.cni("DEL", "holder", &netns_path(&holder), "net1", &held)
             .await
@@ -98,15 +98,15 @@ async fn cni_refusals_leave_nothing_behind() {
         "ip", "link", "add", "net1", "type", "veth", "peer", "name", "net1p",
     ])
     .unwrap();
-    refused(&node, &pod, "if-taken", &red, codes::INTERFACE_EXISTS).await;
+    refused(&node, &pod, "if-taken", &red, ErrorCode::InterfaceExists).await;
     pod.exec(&["ip", "link", "del", "net1"]).unwrap();
 
     // Delegated IPAM that fails: missing plugin, and host-local with an unusable config.
     let missing = with(red.clone(), json!({"ipam": {"type": "no-such-ipam"}}));
-    refused(&node, &pod, "ipam-missing", &missing, codes::IPAM_FAILED).await;
+    refused(&node, &pod, "ipam-missing", &missing, ErrorCode::IpamFailed).await;
     let broken = with(red.clone(), json!({"ipam": {"type": "host-local"}}));
     if std::path::Path::new("/usr/lib/cni/host-local").exists() {
-        refused(&node, &pod, "ipam-broken", &broken, codes::IPAM_FAILED).await;
+        refused(&node, &pod, "ipam-broken", &broken, ErrorCode::IpamFailed).await;
     }
 
     // Netns that does not exist.
@@ -114,14 +114,14 @@ async fn cni_refusals_leave_nothing_behind() {
     let out = node
         .cni("ADD", "no-ns", "/run/netns/weft-no-such-ns", "net1", &red)
         .await;
-    assert_eq!(code(&out), codes::INVALID_ENVIRONMENT as u64);
+    assert_eq!(code(&out), u64::from(ErrorCode::InvalidEnvironment.value()));
     assert_eq!(node.snapshot(), before);
 
     // Plugin-side refusals never reach the agent.
     let out = node
         .cni("ADD", "c", &netns_path(&pod), "much-too-long-ifname", &red)
         .await;
-    assert_eq!(code(&out), codes::INVALID_ENVIRONMENT as u64);
+    assert_eq!(code(&out), u64::from(ErrorCode::InvalidEnvironment.value()));
     assert_eq!(node.snapshot(), before);
 
     // Agent unreachable.
@@ -135,7 +135,7 @@ async fn cni_refusals_leave_nothing_behind() {
             &red,
         )
         .await;
-    assert_eq!(code(&out), codes::TRY_AGAIN as u64);
+    assert_eq!(code(&out), u64::from(ErrorCode::TryAgain.value()));
     assert_eq!(node.snapshot(), before);
 
     // Pod is still just loopback, and every refused attempt left the state dir empty.
@@ -155,13 +155,20 @@ async fn cni_controller_failures_roll_back_every_step() {
         prepare_unavailable: true,
         ..Default::default()
     });
-    refused(&node, &pod, "ctl-busy", &red, codes::TRY_AGAIN).await;
+    refused(&node, &pod, "ctl-busy", &red, ErrorCode::TryAgain).await;
 
     node.ctl.set_knobs(Knobs {
         attach_fail: Some("switch said no".into()),
         ..Default::default()
     });
-    refused(&node, &pod, "attach-fails", &red, codes::CONTROLLER_ERROR).await;
+    refused(
+        &node,
+        &pod,
+        "attach-fails",
+        &red,
+        ErrorCode::ControllerError,
+    )
+    .await;
 
     // Flows never confirmed: bounded wait, then 105 and a full rollback.
     node.stop_agent().await;
@@ -171,7 +178,14 @@ async fn cni_controller_failures_roll_back_every_step() {
         attach_delay: Some(Duration::from_secs(3)),
         ..Default::default()
     });
-    refused(&node, &pod, "attach-slow", &red, codes::FLOWS_NOT_CONFIRMED).await;
+    refused(
+        &node,
+        &pod,
+        "attach-slow",
+        &red,
+        ErrorCode::FlowsNotConfirmed,
+    )
+    .await;
 
     // Delegated IPAM (host-local) whose lease must be returned when a later step fails.
     if std::path::Path::new("/usr/lib/cni/host-local").exists() {
@@ -185,7 +199,14 @@ async fn cni_controller_failures_roll_back_every_step() {
             attach_fail: Some("nope".into()),
             ..Default::default()
         });
-        refused(&node, &pod, "ipam-rollback", &conf, codes::CONTROLLER_ERROR).await;
+        refused(
+            &node,
+            &pod,
+            "ipam-rollback",
+            &conf,
+            ErrorCode::ControllerError,
+        )
+        .await;
         let lease_files = walk(leases.path());
         assert!(
             !lease_files.iter().any(|f| f.contains("10.79.0.")),

@@ -4,7 +4,7 @@ mod cni_support;
 
 use cni_support::{BRIDGE, Node, code, netns_path};
 use serde_json::json;
-use weft_cni::codes;
+use weft_proto::cni::ErrorCode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cni_gc_keeps_only_valid_attachments() {
@@ -113,12 +113,16 @@ async fn cni_status_reports_what_add_needs() {
     let down = node
         .cni_at("/run/weft-no-such.sock", "STATUS", "", "", "", &conf)
         .await;
-    assert_eq!(code(&down), codes::NOT_AVAILABLE as u64, "agent down");
+    assert_eq!(
+        code(&down),
+        u64::from(ErrorCode::NotAvailable.value()),
+        "agent down"
+    );
     node.ovs.vsctl(&["del-br", BRIDGE]).unwrap();
     let out = node.cni("STATUS", "", "", "", &conf).await;
     assert_eq!(
         code(&out),
-        codes::NOT_AVAILABLE as u64,
+        u64::from(ErrorCode::NotAvailable.value()),
         "bridge gone: {}",
         out.1
     );
@@ -139,11 +143,21 @@ async fn cni_status_fails_without_controller() {
     node.start_agent().await;
     let conf = node.conf("1.1.0", "red/red");
     let out = node.cni("STATUS", "", "", "", &conf).await;
-    assert_eq!(code(&out), codes::NOT_AVAILABLE as u64, "{}", out.1);
+    assert_eq!(
+        code(&out),
+        u64::from(ErrorCode::NotAvailable.value()),
+        "{}",
+        out.1
+    );
     let pod = node.pod();
     let add = node
         .cni("ADD", "no-ctl", &netns_path(&pod), "net1", &conf)
         .await;
-    assert_eq!(code(&add), codes::TRY_AGAIN as u64, "{}", add.1);
+    assert_eq!(
+        code(&add),
+        u64::from(ErrorCode::TryAgain.value()),
+        "{}",
+        add.1
+    );
     assert_eq!(cni_support::links(&pod), ["lo".to_string()].into());
 }

@@ -85,7 +85,7 @@ async fn creates_weft0_and_second_run_changes_nothing() {
     assert_eq!(get(&sb, "Bridge", "weft0", "datapath_type"), "netdev");
     assert_eq!(
         get(&sb, "Bridge", "weft0", "other_config:datapath-id"),
-        datapath_id("node-a")
+        datapath_id("node-a").to_string()
     );
     assert_eq!(
         sb.vsctl(&["get-controller", "weft0"]).unwrap().trim(),
@@ -141,7 +141,7 @@ async fn repairs_drift_and_keeps_foreign_settings() {
     assert_eq!(get(&sb, "Bridge", "weft0", "fail_mode"), "secure");
     assert_eq!(
         get(&sb, "Bridge", "weft0", "other_config:datapath-id"),
-        datapath_id("node-a")
+        datapath_id("node-a").to_string()
     );
     assert_eq!(
         get(&sb, "Bridge", "weft0", "other_config:someone-else"),
@@ -261,7 +261,7 @@ async fn vswitchd_runs_the_bridge_with_our_dpid_and_versions() {
         Ensured::Created
     );
     // Wait until vswitchd has applied the configuration.
-    let dpid = datapath_id("node-a");
+    let dpid = datapath_id("node-a").to_string();
     let mut shown = String::new();
     for _ in 0..100 {
         shown = sb

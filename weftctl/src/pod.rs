@@ -30,12 +30,7 @@ pub struct RunArgs<'a> {
 
 /// FNV-1a 64, to derive stable-looking ids without a random source.
 fn fnv(data: &[u8], seed: u64) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325 ^ seed;
-    for b in data {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    weft_types::hash::Fnv1a::seeded(seed).bytes(data).finish()
 }
 
 /// A pod UID (UUID-shaped) and a 64-hex sandbox container id, unique per call.

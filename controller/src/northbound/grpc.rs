@@ -4,6 +4,7 @@ use std::pin::Pin;
 
 use futures::Stream;
 use tonic::{Request, Response, Status};
+use weft_proto::common::v1 as common;
 use weft_proto::northbound::v1 as pb;
 use weft_proto::northbound::v1::network_service_server::NetworkService;
 
@@ -60,16 +61,20 @@ fn attachment_pb(a: AttachmentView) -> pb::Attachment {
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .unwrap_or_default();
     pb::Attachment {
-        container_id: a.container_id,
-        ifname: a.ifname,
+        id: Some(common::AttachmentId {
+            container_id: a.container_id,
+            ifname: a.ifname,
+        }),
         network: Some(pb::NetworkRef { namespace, name }),
         node: a.node,
         ofport: a.ofport,
         mac: a.mac,
         ips: a.ips,
-        pod_namespace: a.pod_namespace,
-        pod_name: a.pod_name,
-        pod_uid: a.pod_uid,
+        pod: Some(common::PodRef {
+            namespace: a.pod_namespace,
+            name: a.pod_name,
+            uid: a.pod_uid,
+        }),
     }
 }
 

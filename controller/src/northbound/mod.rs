@@ -7,7 +7,7 @@ pub mod rest;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Model, ModelError, NetworkKey, NetworkSpec, fmt_mac};
+use crate::model::{Model, NetworkKey, NetworkSpec, fmt_mac};
 use crate::store::{ModelStore, Snapshot, StoreError};
 
 /// A network as the API shows it.
@@ -73,26 +73,23 @@ impl ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// Through the controller's one domain-error mapping, so REST and gRPC agree with the agent
+    /// API on what each error is.
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Persist(m) => ApiError::Unavailable(format!("state not persisted: {m}")),
-            StoreError::Model(e) => {
-                let m = e.to_string();
-                match e {
-                    ModelError::UnknownNetwork(_) | ModelError::UnknownNode(_) => {
-                        ApiError::NotFound(m)
-                    }
-                    ModelError::DuplicateNetwork(_)
-                    | ModelError::NetworkInUse { .. }
-                    | ModelError::NodeInUse { .. }
-                    | ModelError::DuplicateMac(..)
-                    | ModelError::DuplicateIp(..) => ApiError::Conflict(m),
-                    ModelError::NamespaceNotAllowed { .. } => ApiError::Forbidden(m),
-                    ModelError::SegmentsExhausted | ModelError::SubnetFull(_) => {
-                        ApiError::Exhausted(m)
-                    }
-                    _ => ApiError::BadRequest(m),
-                }
+        use weft_proto::error_detail::ErrorReason as R;
+        let reason = crate::error_reason::of_store(&e);
+        let m = match e {
+            StoreError::Persist(m) => format!("state not persisted: {m}"),
+            StoreError::Model(e) => e.to_string(),
+        };
+        match reason {
+            R::UnknownNetwork | R::UnknownNode => ApiError::NotFound(m),
+            R::AlreadyExists | R::InUse | R::AddressInUse => ApiError::Conflict(m),
+            R::NamespaceNotAllowed | R::NodeMismatch => ApiError::Forbidden(m),
+            R::SegmentsExhausted | R::SubnetFull => ApiError::Exhausted(m),
+            R::StateNotPersisted | R::FlowsNotConfirmed => ApiError::Unavailable(m),
+            R::InvalidRequest | R::AddressRefused | R::NotPrepared | R::Unspecified => {
+                ApiError::BadRequest(m)
             }
         }
     }

@@ -5,26 +5,28 @@ use super::ports::{PortPlugger, keys};
 use super::state::Record;
 use super::undo::Undo;
 use super::{Inner, cni_args, controller_error, host_ifname};
-use crate::netlink::{Netlink, NetlinkError, fmt_mac, open_netns, parse_cidr, parse_mac};
+use crate::netlink::{Netlink, NetlinkError, open_netns, parse_cidr};
 use futures::FutureExt;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use weft_cni::{CniError, codes};
 use weft_proto::agent::v1 as agent;
 use weft_proto::cni::v1 as pb;
+use weft_proto::cni::{CniError, ErrorCode};
+use weft_proto::common::v1 as common;
+use weft_types::MacAddr;
 
 fn link_err(e: NetlinkError) -> CniError {
-    CniError::new(codes::LINK_FAILED, e.to_string())
+    CniError::new(ErrorCode::LinkFailed, e.to_string())
 }
 
 /// Checks what the plugin checked too: the socket is reachable by anything on the node.
 pub(crate) fn validate(r: &pb::CniRequest, need_netns: bool) -> Result<(), CniError> {
-    let env = |m: String| CniError::new(codes::INVALID_ENVIRONMENT, m);
-    if !weft_cni::parse::valid_container_id(&r.container_id) {
+    let env = |m: String| CniError::new(ErrorCode::InvalidEnvironment, m);
+    if !weft_proto::cni::valid_container_id(&r.container_id) {
         return Err(env(format!("invalid container id {:?}", r.container_id)));
     }
-    if !weft_cni::parse::valid_ifname(&r.ifname) {
+    if !weft_proto::cni::valid_ifname(&r.ifname) {
         return Err(env(format!("invalid interface name {:?}", r.ifname)));
     }
     if need_netns && !r.netns.starts_with('/') {
@@ -33,20 +35,15 @@ pub(crate) fn validate(r: &pb::CniRequest, need_netns: bool) -> Result<(), CniEr
     Ok(())
 }
 
-pub(crate) fn attachment_id(r: &pb::CniRequest) -> agent::AttachmentId {
-    agent::AttachmentId {
+pub(crate) fn attachment_id(r: &pb::CniRequest) -> common::AttachmentId {
+    common::AttachmentId {
         container_id: r.container_id.clone(),
         ifname: r.ifname.clone(),
     }
 }
 
-pub(crate) fn pod_ref(r: &pb::CniRequest) -> agent::PodRef {
-    let p = r.pod.clone().unwrap_or_default();
-    agent::PodRef {
-        namespace: p.namespace,
-        name: p.name,
-        uid: p.uid,
-    }
+pub(crate) fn pod_ref(r: &pb::CniRequest) -> common::PodRef {
+    r.pod.clone().unwrap_or_default()
 }
 
 pub(crate) async fn add<P: PortPlugger>(
@@ -56,12 +53,12 @@ pub(crate) async fn add<P: PortPlugger>(
     let mut steps = Steps::new();
     validate(&r, true)?;
     if r.network.is_empty() {
-        return Err(CniError::new(codes::INVALID_CONFIG, "no network named"));
+        return Err(CniError::new(ErrorCode::InvalidConfig, "no network named"));
     }
     let _lock = inner.lock(&r.container_id, &r.ifname).await;
     if inner.state.load(&r.container_id, &r.ifname).is_some() {
         return Err(CniError::new(
-            codes::INTERFACE_EXISTS,
+            ErrorCode::InterfaceExists,
             format!(
                 "attachment {}/{} exists; DEL it first",
                 r.container_id, r.ifname
@@ -102,7 +99,7 @@ pub(crate) async fn add<P: PortPlugger>(
             Ok(res)
         }
         Err(e) => {
-            tracing::info!(container = %r.container_id, ifname = %r.ifname, code = e.code, msg = %e.msg, "ADD failed; rolling back");
+            tracing::info!(container = %r.container_id, ifname = %r.ifname, code = e.code.value(), msg = %e.msg, "ADD failed; rolling back");
             undo.rollback().await;
             Err(e)
         }
@@ -113,17 +110,17 @@ pub(crate) async fn add<P: PortPlugger>(
 async fn open_pod(r: &pb::CniRequest) -> Result<(std::fs::File, Netlink), CniError> {
     let netns_path = Path::new(&r.netns);
     let bad_netns =
-        |e: NetlinkError| CniError::new(codes::INVALID_ENVIRONMENT, format!("CNI_NETNS: {e}"));
+        |e: NetlinkError| CniError::new(ErrorCode::InvalidEnvironment, format!("CNI_NETNS: {e}"));
     let ns = open_netns(netns_path).map_err(bad_netns)?;
     let ns_for_socket = ns
         .try_clone()
-        .map_err(|e| CniError::new(codes::IO_FAILURE, format!("dup netns fd: {e}")))?;
+        .map_err(|e| CniError::new(ErrorCode::IoFailure, format!("dup netns fd: {e}")))?;
     let pod = Netlink::in_netns_file(ns_for_socket, netns_path)
         .await
         .map_err(bad_netns)?;
     if pod.link(&r.ifname).await.map_err(link_err)?.is_some() {
         return Err(CniError::new(
-            codes::INTERFACE_EXISTS,
+            ErrorCode::InterfaceExists,
             format!("interface {} already exists in {}", r.ifname, r.netns),
         ));
     }
@@ -147,7 +144,7 @@ async fn prepare<P: PortPlugger>(
     };
     match tokio::time::timeout(to, inner.controller.clone().prepare_attachment(req)).await {
         Err(_) => Err(CniError::new(
-            codes::TRY_AGAIN,
+            ErrorCode::TryAgain,
             format!("controller did not answer PrepareAttachment within {to:?}"),
         )),
         Ok(Err(s)) => Err(controller_error("PrepareAttachment", &s)),
@@ -221,9 +218,9 @@ async fn plumb<P: PortPlugger>(
             p
         }
     };
-    let mac = parse_mac(&prep.mac).ok_or_else(|| {
+    let mac: MacAddr = prep.mac.parse().map_err(|_| {
         CniError::new(
-            codes::CONTROLLER_ERROR,
+            ErrorCode::ControllerError,
             format!("controller gave an invalid MAC {:?}", prep.mac),
         )
     })?;
@@ -235,7 +232,7 @@ async fn plumb<P: PortPlugger>(
         .iter()
         .map(|a| {
             parse_cidr(a).ok_or_else(|| {
-                CniError::new(codes::CONTROLLER_ERROR, format!("invalid address {a:?}"))
+                CniError::new(ErrorCode::ControllerError, format!("invalid address {a:?}"))
             })
         })
         .collect::<Result<_, _>>()?;
@@ -258,7 +255,7 @@ async fn plumb<P: PortPlugger>(
         .map_err(|e| {
             if e.is_exists() {
                 CniError::new(
-                    codes::INTERFACE_EXISTS,
+                    ErrorCode::InterfaceExists,
                     format!("interface {} appeared in {}", r.ifname, r.netns),
                 )
             } else {
@@ -284,7 +281,7 @@ async fn plumb<P: PortPlugger>(
         .link(&host_if)
         .await
         .map_err(link_err)?
-        .ok_or_else(|| CniError::new(codes::LINK_FAILED, format!("{host_if} vanished")))?;
+        .ok_or_else(|| CniError::new(ErrorCode::LinkFailed, format!("{host_if} vanished")))?;
     inner
         .host
         .configure(host.index, None, None, Some(mtu))
@@ -300,7 +297,7 @@ async fn plumb<P: PortPlugger>(
         netns: r.netns.clone(),
         network: r.network.clone(),
         host_if: host_if.clone(),
-        mac: fmt_mac(&mac),
+        mac: mac.to_string(),
         ips: addrs.clone(),
         mtu,
         pod_namespace: pod_args.namespace.clone(),
@@ -311,10 +308,12 @@ async fn plumb<P: PortPlugger>(
         cni_path: r.cni_path.clone(),
         cni_args: args,
     };
-    inner
-        .state
-        .save(&record)
-        .map_err(|e| CniError::new(codes::IO_FAILURE, format!("saving attachment record: {e}")))?;
+    inner.state.save(&record).map_err(|e| {
+        CniError::new(
+            ErrorCode::IoFailure,
+            format!("saving attachment record: {e}"),
+        )
+    })?;
     {
         let i = inner.clone();
         let (cid, ifname) = (r.container_id.clone(), r.ifname.clone());
@@ -397,11 +396,11 @@ async fn plumb<P: PortPlugger>(
     steps.mark("parallel");
     let routes = configured.0?;
     port.0
-        .map_err(|e| CniError::new(codes::OVS_FAILED, e.to_string()))?;
+        .map_err(|e| CniError::new(ErrorCode::OvsFailed, e.to_string()))?;
     match attached.0 {
         Err(_) => {
             return Err(CniError::new(
-                codes::FLOWS_NOT_CONFIRMED,
+                ErrorCode::FlowsNotConfirmed,
                 format!("controller did not confirm flows for {host_if} within {wait:?}"),
             ));
         }
@@ -436,13 +435,13 @@ async fn plumb<P: PortPlugger>(
         interfaces: vec![
             pb::Interface {
                 name: host_if,
-                mac: host.mac.map(|m| fmt_mac(&m)).unwrap_or_default(),
+                mac: host.mac.map(|m| m.to_string()).unwrap_or_default(),
                 sandbox: String::new(),
                 mtu,
             },
             pb::Interface {
                 name: r.ifname.clone(),
-                mac: fmt_mac(&mac),
+                mac: mac.to_string(),
                 sandbox: r.netns.clone(),
                 mtu,
             },
@@ -475,7 +474,7 @@ async fn configure_pod(
         .map_err(link_err)?
         .ok_or_else(|| {
             CniError::new(
-                codes::LINK_FAILED,
+                ErrorCode::LinkFailed,
                 format!("{} not found in pod netns after creation", r.ifname),
             )
         })?;
@@ -494,23 +493,22 @@ async fn configure_pod(
     for rt in &routes {
         let (dst, plen) = parse_cidr(&rt.dst).ok_or_else(|| {
             CniError::new(
-                codes::IPAM_FAILED,
+                ErrorCode::IpamFailed,
                 format!("route destination {:?}", rt.dst),
             )
         })?;
-        let gw =
-            match rt.gw.as_str() {
-                "" => delegated
-                    .and_then(|d| {
-                        d.ips
-                            .iter()
-                            .find(|i| !i.gateway.is_empty() && same_family(&i.gateway, &dst))
-                    })
-                    .and_then(|i| i.gateway.parse().ok()),
-                g => Some(g.parse().map_err(|_| {
-                    CniError::new(codes::IPAM_FAILED, format!("route gateway {g:?}"))
-                })?),
-            };
+        let gw = match rt.gw.as_str() {
+            "" => delegated
+                .and_then(|d| {
+                    d.ips
+                        .iter()
+                        .find(|i| !i.gateway.is_empty() && same_family(&i.gateway, &dst))
+                })
+                .and_then(|i| i.gateway.parse().ok()),
+            g => Some(g.parse().map_err(|_| {
+                CniError::new(ErrorCode::IpamFailed, format!("route gateway {g:?}"))
+            })?),
+        };
         pod.add_route(in_pod.index, dst, plen, gw)
             .await
             .map_err(link_err)?;

@@ -5,14 +5,14 @@ use super::ipam::{self, IpamCall};
 use super::ports::{PortPlugger, keys};
 use super::state::Record;
 use super::{Inner, cni_args, host_ifname};
-use crate::netlink::{Netlink, fmt_mac, parse_cidr};
+use crate::netlink::{Netlink, parse_cidr};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use weft_cni::{CniError, codes};
 use weft_proto::agent::v1 as agent;
 use weft_proto::cni::v1 as pb;
+use weft_proto::cni::{CniError, ErrorCode};
 
 /// What a teardown needs; from the request, the record, or both.
 struct Teardown {
@@ -67,14 +67,14 @@ async fn teardown<P: PortPlugger>(inner: &Arc<Inner<P>>, t: Teardown) -> Result<
         .ports
         .del_port(&host_if)
         .await
-        .map_err(|e| CniError::new(codes::OVS_FAILED, e.to_string()))?;
+        .map_err(|e| CniError::new(ErrorCode::OvsFailed, e.to_string()))?;
     inner.release_port_number(&host_if).await;
     // Deleting the host end removes the pod end too, in whatever namespace it is.
     inner
         .host
         .del_link_by_name(&host_if)
         .await
-        .map_err(|e| CniError::new(codes::LINK_FAILED, e.to_string()))?;
+        .map_err(|e| CniError::new(ErrorCode::LinkFailed, e.to_string()))?;
     if !t.ipam_type.is_empty() {
         let call = IpamCall {
             plugin: &t.ipam_type,
@@ -89,7 +89,7 @@ async fn teardown<P: PortPlugger>(inner: &Arc<Inner<P>>, t: Teardown) -> Result<
     }
     let req = agent::DetachRequest {
         node_name: inner.cfg.node_name.clone(),
-        id: Some(agent::AttachmentId {
+        id: Some(weft_proto::common::v1::AttachmentId {
             container_id: t.container_id.clone(),
             ifname: t.ifname.clone(),
         }),
@@ -98,7 +98,7 @@ async fn teardown<P: PortPlugger>(inner: &Arc<Inner<P>>, t: Teardown) -> Result<
     match tokio::time::timeout(to, inner.controller.clone().detach(req)).await {
         Err(_) => {
             return Err(CniError::new(
-                codes::TRY_AGAIN,
+                ErrorCode::TryAgain,
                 format!("controller did not answer Detach within {to:?}"),
             ));
         }
@@ -108,7 +108,7 @@ async fn teardown<P: PortPlugger>(inner: &Arc<Inner<P>>, t: Teardown) -> Result<
     inner
         .state
         .remove(&t.container_id, &t.ifname)
-        .map_err(|e| CniError::new(codes::IO_FAILURE, format!("removing record: {e}")))
+        .map_err(|e| CniError::new(ErrorCode::IoFailure, format!("removing record: {e}")))
 }
 
 fn teardown_of(rec: &Record) -> Teardown {
@@ -140,13 +140,13 @@ async fn known<P: PortPlugger>(
         .ports
         .ports_with(key, value)
         .await
-        .map_err(|e| CniError::new(codes::OVS_FAILED, e.to_string()))?;
+        .map_err(|e| CniError::new(ErrorCode::OvsFailed, e.to_string()))?;
     for p in ports {
         if let (Some(c), Some(i)) = (
             p.external_ids.get(keys::CONTAINER_ID),
             p.external_ids.get(keys::IFNAME),
-        ) && weft_cni::parse::valid_container_id(c)
-            && weft_cni::parse::valid_ifname(i)
+        ) && weft_proto::cni::valid_container_id(c)
+            && weft_proto::cni::valid_ifname(i)
         {
             ids.insert((c.clone(), i.clone()));
         }
@@ -234,7 +234,7 @@ pub(crate) async fn check<P: PortPlugger>(
 ) -> Result<(), CniError> {
     validate(&r, true)?;
     let _lock = inner.lock(&r.container_id, &r.ifname).await;
-    let fail = |m: String| CniError::new(codes::CHECK_FAILED, m);
+    let fail = |m: String| CniError::new(ErrorCode::CheckFailed, m);
     let rec = inner
         .state
         .load(&r.container_id, &r.ifname)
@@ -249,7 +249,7 @@ pub(crate) async fn check<P: PortPlugger>(
         .ports
         .ports_with(keys::CONTAINER_ID, &r.container_id)
         .await
-        .map_err(|e| CniError::new(codes::OVS_FAILED, e.to_string()))?;
+        .map_err(|e| CniError::new(ErrorCode::OvsFailed, e.to_string()))?;
     if !ports.iter().any(|p| p.name == rec.host_if) {
         return Err(fail(format!("OVS port {} missing", rec.host_if)));
     }
@@ -263,7 +263,7 @@ pub(crate) async fn check<P: PortPlugger>(
     }
     let pod = Netlink::in_netns(Path::new(&r.netns))
         .await
-        .map_err(|e| CniError::new(codes::INVALID_ENVIRONMENT, format!("CNI_NETNS: {e}")))?;
+        .map_err(|e| CniError::new(ErrorCode::InvalidEnvironment, format!("CNI_NETNS: {e}")))?;
     let link = pod
         .link(&r.ifname)
         .await
@@ -283,7 +283,7 @@ pub(crate) async fn check<P: PortPlugger>(
         .map(|i| i.mac.to_ascii_lowercase())
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| rec.mac.clone());
-    let have_mac = link.mac.map(|m| fmt_mac(&m)).unwrap_or_default();
+    let have_mac = link.mac.map(|m| m.to_string()).unwrap_or_default();
     if have_mac != want_mac {
         return Err(fail(format!(
             "{} has MAC {have_mac}, expected {want_mac}",
@@ -329,7 +329,7 @@ pub(crate) async fn check<P: PortPlugger>(
 
 /// STATUS: ADD can be served (agent up, bridge present, controller reachable).
 pub(crate) async fn status<P: PortPlugger>(inner: &Arc<Inner<P>>) -> Result<(), CniError> {
-    let na = |m: String| CniError::new(codes::NOT_AVAILABLE, m);
+    let na = |m: String| CniError::new(ErrorCode::NotAvailable, m);
     match inner.ports.bridge_ready().await {
         Ok(true) => {}
         Ok(false) => return Err(na("OVS bridge missing".into())),

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use weft_cni::{CniError, codes};
 use weft_proto::cni::v1 as pb;
+use weft_proto::cni::{CniError, ErrorCode};
 
 /// One IPAM call's inputs.
 pub struct IpamCall<'a> {
@@ -22,7 +22,7 @@ pub struct IpamCall<'a> {
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn fail(msg: impl Into<String>) -> CniError {
-    CniError::new(codes::IPAM_FAILED, msg)
+    CniError::new(ErrorCode::IpamFailed, msg)
 }
 
 fn find(plugin: &str, path: &[String]) -> Option<PathBuf> {
@@ -81,7 +81,7 @@ pub async fn run(command: &str, c: &IpamCall<'_>) -> Result<Option<pb::CniResult
     if command != "ADD" {
         return Ok(None);
     }
-    weft_cni::result::parse_result(&stdout)
+    weft_proto::cni::result::parse_result(&stdout)
         .map(Some)
         .map_err(|e| fail(format!("{} returned an unusable result: {e}", c.plugin)))
 }

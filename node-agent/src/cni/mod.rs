@@ -20,9 +20,10 @@ use std::time::Duration;
 use tokio::net::UnixListener;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
-use weft_cni::{CniError, codes};
 use weft_proto::agent::v1::node_control_client::NodeControlClient;
 use weft_proto::cni::v1 as pb;
+use weft_proto::cni::{CniError, ErrorCode};
+use weft_proto::error_detail::ErrorReason;
 
 pub use weft_proto::cni::v1::cni_server::CniServer;
 
@@ -111,14 +112,14 @@ impl<P> Inner<P> {
         let mut numbers = self.numbers.lock().await;
         if numbers.is_none() {
             let existing = self.ports.port_numbers().await.map_err(|e| {
-                CniError::new(codes::OVS_FAILED, format!("reading port numbers: {e}"))
+                CniError::new(ErrorCode::OvsFailed, format!("reading port numbers: {e}"))
             })?;
             *numbers = Some(port_numbers::PortNumbers::new(existing));
         }
         numbers
             .as_mut()
             .and_then(|n| n.take(host_if))
-            .ok_or_else(|| CniError::new(codes::OVS_FAILED, "no free OpenFlow port number left"))
+            .ok_or_else(|| CniError::new(ErrorCode::OvsFailed, "no free OpenFlow port number left"))
     }
 
     /// Gives back the number `host_if` held (if any).
@@ -262,11 +263,7 @@ fn reply(r: Result<Option<pb::CniResult>, CniError>) -> Result<Response<pb::CniR
         },
         Err(e) => pb::CniReply {
             result: None,
-            error: Some(pb::CniError {
-                code: e.code,
-                msg: e.msg,
-                details: e.details,
-            }),
+            error: Some(e.into()),
         },
     }))
 }
@@ -281,7 +278,7 @@ where
 {
     let res = tokio::spawn(f(inner.clone())).await.unwrap_or_else(|e| {
         Err(CniError::new(
-            codes::IO_FAILURE,
+            ErrorCode::IoFailure,
             format!("agent task failed: {e}"),
         ))
     });
@@ -296,7 +293,7 @@ impl<P> CniService<P> {
         command: &'static str,
         res: Result<Option<pb::CniResult>, CniError>,
     ) -> Result<Response<pb::CniReply>, Status> {
-        let code = res.as_ref().err().map_or(0, |e| e.code);
+        let code = res.as_ref().err().map_or(0, |e| e.code.value());
         self.inner.cfg.metrics.cni_request(command, code);
         reply(res)
     }
@@ -358,28 +355,48 @@ pub fn host_ifname(container_id: &str, ifname: &str) -> String {
 }
 
 fn fnv1a(container_id: &str, ifname: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in container_id.bytes().chain([0u8]).chain(ifname.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    weft_types::hash::Fnv1a::new()
+        .parts([container_id, ifname])
+        .finish()
 }
 
-/// Maps a controller answer to a CNI error code.
-pub(crate) fn controller_error(what: &str, s: &Status) -> CniError {
+/// Maps a controller answer to a CNI error. A refusal carries its reason, mapped in
+/// [`cni_code`]; a status without one never came from the controller's logic (it was not
+/// reached, or did not answer in time), so the runtime should try again later.
+pub fn controller_error(what: &str, s: &Status) -> CniError {
     use tonic::Code;
-    let code = match s.code() {
-        Code::NotFound => codes::UNKNOWN_NETWORK,
-        Code::PermissionDenied => codes::NAMESPACE_NOT_ALLOWED,
-        Code::AlreadyExists => codes::ADDRESS_IN_USE,
-        Code::InvalidArgument | Code::OutOfRange => codes::ADDRESS_REFUSED,
-        Code::ResourceExhausted => codes::SUBNET_FULL,
-        Code::DeadlineExceeded => codes::FLOWS_NOT_CONFIRMED,
-        Code::Unavailable => codes::TRY_AGAIN,
-        _ => codes::CONTROLLER_ERROR,
+    let code = match weft_proto::error_detail::reason(s) {
+        Some(reason) => cni_code(reason),
+        None => match s.code() {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => {
+                ErrorCode::TryAgain
+            }
+            _ => ErrorCode::ControllerError,
+        },
     };
     CniError::new(code, format!("{what}: {}", s.message()))
+}
+
+/// The CNI code a container runtime gets for each reason the controller gives.
+pub(crate) fn cni_code(reason: ErrorReason) -> ErrorCode {
+    use ErrorReason as R;
+    match reason {
+        R::InvalidRequest => ErrorCode::InvalidConfig,
+        R::UnknownNetwork => ErrorCode::UnknownNetwork,
+        R::NamespaceNotAllowed => ErrorCode::NamespaceNotAllowed,
+        R::AddressInUse => ErrorCode::AddressInUse,
+        R::AddressRefused => ErrorCode::AddressRefused,
+        R::SubnetFull => ErrorCode::SubnetFull,
+        R::FlowsNotConfirmed => ErrorCode::FlowsNotConfirmed,
+        // The node registers when its agent starts; an ADD that races it should be retried.
+        R::UnknownNode | R::StateNotPersisted => ErrorCode::TryAgain,
+        R::AlreadyExists
+        | R::SegmentsExhausted
+        | R::InUse
+        | R::NotPrepared
+        | R::NodeMismatch
+        | R::Unspecified => ErrorCode::ControllerError,
+    }
 }
 
 /// The request's `CNI_ARGS` again, for delegated plugins.
@@ -390,7 +407,7 @@ pub(crate) fn cni_args(r: &pb::CniRequest) -> String {
             ("K8S_POD_NAMESPACE", &p.namespace),
             ("K8S_POD_NAME", &p.name),
             ("K8S_POD_UID", &p.uid),
-            ("K8S_POD_INFRA_CONTAINER_ID", &p.infra_container_id),
+            ("K8S_POD_INFRA_CONTAINER_ID", &r.infra_container_id),
         ] {
             if !v.is_empty() {
                 parts.push(format!("{k}={v}"));
@@ -414,6 +431,6 @@ mod tests {
         assert_eq!(a, host_ifname("abc", "net1"));
         assert_ne!(a, host_ifname("abc", "net2"));
         assert_ne!(a, host_ifname("abcn", "et1"));
-        assert!(weft_cni::parse::valid_ifname(&a));
+        assert!(weft_proto::cni::valid_ifname(&a));
     }
 }

@@ -15,9 +15,9 @@
 use std::collections::BTreeMap;
 
 /// First number the agent requests (OVS assigns automatically only below it).
-pub const FIRST: u32 = 32768;
-/// Last usable number (0xff00 and up are OpenFlow's reserved ports).
-pub const LAST: u32 = 0xfeff;
+pub const FIRST: u32 = *weft_types::ports::POD_PORTS.start();
+/// Last usable number (above it are OpenFlow's reserved ports).
+pub const LAST: u32 = *weft_types::ports::POD_PORTS.end();
 
 /// Which numbers are taken, and by which port, on one bridge.
 #[derive(Debug, Default)]

@@ -164,7 +164,7 @@ impl<T: Transact + Send + Sync + 'static> PortPlugger for OvsdbPorts<T> {
             .and_then(|r| r.get("ofport"))
             .and_then(Value::as_integer)
             .unwrap_or(-1);
-        if ofport <= 0 || ofport >= 0xff00 {
+        if !weft_types::ports::is_port_number_i64(ofport) {
             let err = row
                 .and_then(|r| r.get("error"))
                 .and_then(Value::as_str)

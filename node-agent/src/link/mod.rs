@@ -142,7 +142,7 @@ impl<T: Transact + Clone + Send + Sync + 'static> ControllerLink<T> {
         pb::RegisterRequest {
             node_name: self.cfg.node_name.clone(),
             underlay_ip: self.cfg.underlay_ip.to_string(),
-            datapath_id: u64::from_str_radix(&dpid, 16).unwrap_or(0),
+            datapath_id: dpid.get(),
             bridge: self.cfg.bridge.name.clone(),
             datapath_type: self.cfg.bridge.datapath_type.clone(),
             agent_version: self.cfg.agent_version.clone(),

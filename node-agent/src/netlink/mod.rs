@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use tokio::task::JoinHandle;
+use weft_types::MacAddr;
 
 mod vxlan;
 pub use vxlan::{LinkDetail, MAX_ALIAS, VxlanParams, VxlanSpec};
@@ -75,7 +76,7 @@ fn req(op: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetlinkError {
 pub struct LinkInfo {
     pub index: u32,
     pub name: String,
-    pub mac: Option<[u8; 6]>,
+    pub mac: Option<MacAddr>,
     pub mtu: u32,
     pub up: bool,
 }
@@ -191,7 +192,7 @@ impl Netlink {
         name: &str,
         peer: &str,
         peer_ns: &File,
-        peer_mac: Option<[u8; 6]>,
+        peer_mac: Option<MacAddr>,
         mtu: Option<u32>,
     ) -> Result<(), NetlinkError> {
         use rtnetlink::packet_route::link::{InfoData, InfoVeth};
@@ -199,7 +200,7 @@ impl Netlink {
             .name(peer.to_string())
             .setns_by_fd(peer_ns.as_raw_fd());
         if let Some(m) = peer_mac {
-            p = p.address(m.to_vec());
+            p = p.address(m.octets().to_vec());
         }
         let mut host = LinkVeth::new(name, peer);
         if let Some(m) = mtu.filter(|m| *m > 0) {
@@ -252,7 +253,7 @@ impl Netlink {
         &self,
         index: u32,
         name: Option<&str>,
-        mac: Option<[u8; 6]>,
+        mac: Option<MacAddr>,
         mtu: Option<u32>,
     ) -> Result<(), NetlinkError> {
         let mut b = LinkMessageBuilder::<LinkUnspec>::new().index(index);
@@ -260,7 +261,7 @@ impl Netlink {
             b = b.name(n.to_string());
         }
         if let Some(m) = mac {
-            b = b.address(m.to_vec());
+            b = b.address(m.octets().to_vec());
         }
         if let Some(m) = mtu.filter(|m| *m > 0) {
             b = b.mtu(m);
@@ -381,29 +382,12 @@ fn link_info(m: &LinkMessage) -> LinkInfo {
             LinkAttribute::Address(b) if b.len() == 6 => {
                 let mut mac = [0u8; 6];
                 mac.copy_from_slice(b);
-                info.mac = Some(mac);
+                info.mac = Some(MacAddr(mac));
             }
             _ => {}
         }
     }
     info
-}
-
-/// `02:00:00:00:00:01` -> bytes.
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut out {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
-}
-
-pub fn fmt_mac(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// `10.1.0.5/24` (or a bare address: host prefix) -> parts.

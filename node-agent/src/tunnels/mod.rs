@@ -86,12 +86,7 @@ pub fn is_our_alias(alias: Option<&str>) -> bool {
 /// within the 15-byte limit). Deterministic, so a restarted agent finds its devices by name and
 /// every node names the tunnel to a given peer the same way.
 pub fn tunnel_ifname(peer: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in peer.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("wv{:012x}", h >> 16)
+    format!("wv{:012x}", weft_types::hash::fnv1a(peer) >> 16)
 }
 
 /// A peer the controller sent that cannot become a tunnel.
@@ -242,7 +237,7 @@ mod tests {
         assert_eq!(a, tunnel_ifname("node-a"));
         let all: BTreeSet<String> = (0..5000).map(|i| tunnel_ifname(&format!("n{i}"))).collect();
         assert_eq!(all.len(), 5000);
-        assert!(weft_cni::parse::valid_ifname(&a));
+        assert!(weft_proto::cni::valid_ifname(&a));
         // Never clashes with the CNI's pod port prefix.
         assert!(!a.starts_with("wf"));
     }

@@ -166,7 +166,7 @@ impl Ctl {
 }
 
 /// The controller's per-pair VNI, from the shared contract.
-pub use weft_proto::agent::pair_vni;
+pub use weft_types::vni::pair_vni;
 
 type Stream = Pin<Box<dyn futures::Stream<Item = Result<pb::NodeConfig, Status>> + Send>>;
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 use weft_proto::agent::v1 as pb;
 use weft_proto::agent::v1::node_control_server::{NodeControl, NodeControlServer};
+use weft_proto::error_detail::{self, ErrorReason};
 
 #[derive(Debug, Clone)]
 pub struct Net {
@@ -82,7 +83,7 @@ impl Double {
     }
 }
 
-fn key(id: Option<pb::AttachmentId>) -> Result<(String, String), Status> {
+fn key(id: Option<weft_proto::common::v1::AttachmentId>) -> Result<(String, String), Status> {
     let id = id.ok_or_else(|| Status::invalid_argument("no id"))?;
     Ok((id.container_id, id.ifname))
 }
@@ -136,21 +137,22 @@ impl NodeControl for Double {
         if st.knobs.prepare_unavailable {
             return Err(Status::unavailable("double: controller busy"));
         }
-        let net = st
-            .networks
-            .get(&r.network)
-            .cloned()
-            .ok_or_else(|| Status::not_found(format!("network {}", r.network)))?;
+        let net = st.networks.get(&r.network).cloned().ok_or_else(|| {
+            error_detail::status(
+                ErrorReason::UnknownNetwork,
+                format!("network {}", r.network),
+            )
+        })?;
         let ns = r
             .pod
             .as_ref()
             .map(|p| p.namespace.clone())
             .unwrap_or_default();
         if !net.allowed.contains(&ns) {
-            return Err(Status::permission_denied(format!(
-                "namespace {ns} may not use {}",
-                r.network
-            )));
+            return Err(error_detail::status(
+                ErrorReason::NamespaceNotAllowed,
+                format!("namespace {ns} may not use {}", r.network),
+            ));
         }
         if let Some(res) = st.reservations.get(&k) {
             return Ok(Response::new(pb::PrepareReply {
@@ -181,7 +183,10 @@ impl NodeControl for Double {
             )
         } else {
             if others.iter().any(|x| x.mac == r.mac) {
-                return Err(Status::already_exists(format!("MAC {} in use", r.mac)));
+                return Err(error_detail::status(
+                    ErrorReason::AddressInUse,
+                    format!("MAC {} in use", r.mac),
+                ));
             }
             r.mac.clone()
         };
@@ -189,11 +194,17 @@ impl NodeControl for Double {
         for s in &r.ips {
             let ip = parse_ip(s)?;
             if used_ips.contains(&ip) {
-                return Err(Status::already_exists(format!("IP {ip} in use")));
+                return Err(error_detail::status(
+                    ErrorReason::AddressInUse,
+                    format!("IP {ip} in use"),
+                ));
             }
             match net.subnet {
                 Some(sn) if !in_subnet(ip, sn) => {
-                    return Err(Status::invalid_argument(format!("{ip} outside subnet")));
+                    return Err(error_detail::status(
+                        ErrorReason::AddressRefused,
+                        format!("{ip} outside subnet"),
+                    ));
                 }
                 Some((_, p)) if !s.contains('/') => ips.push(format!("{ip}/{p}")),
                 _ => ips.push(if s.contains('/') {
@@ -209,7 +220,7 @@ impl NodeControl for Double {
             let ip = (2..(1u32 << (32 - p)) - 1)
                 .map(|n| Ipv4Addr::from(u32::from(base) + n))
                 .find(|ip| !used_ips.contains(ip))
-                .ok_or_else(|| Status::resource_exhausted("subnet full"))?;
+                .ok_or_else(|| error_detail::status(ErrorReason::SubnetFull, "subnet full"))?;
             ips.push(format!("{ip}/{p}"));
         }
         st.reservations.insert(
@@ -251,7 +262,7 @@ impl NodeControl for Double {
         let res = st
             .reservations
             .get_mut(&k)
-            .ok_or_else(|| Status::failed_precondition("not prepared"))?;
+            .ok_or_else(|| error_detail::status(ErrorReason::NotPrepared, "not prepared"))?;
         if r.ofport == 0 {
             return Err(Status::invalid_argument("ofport 0"));
         }

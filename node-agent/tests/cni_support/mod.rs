@@ -1,7 +1,7 @@
 //! Test node for the CNI server: an OVS sandbox in its own netns with bridge `weft0`, the agent's
 //! CNI server in this process (its netlink socket in the node netns), a controller double on
 //! loopback, and pods as namespaces. Invocations go through the real `weft-cni` code path
-//! (`weft_cni::run` with the unix-socket client).
+//! (the `weft-cni` binary, talking to the agent's unix socket).
 
 #![allow(dead_code)]
 
@@ -166,7 +166,8 @@ impl Node {
         json!({"cniVersion": version, "name": network.split('/').nth(1).unwrap_or(network), "type": "weft", "network": network})
     }
 
-    /// Runs one CNI command through `weft_cni::run` (the binary's code) over the agent socket.
+    /// Runs one CNI command through the `weft-cni` binary, as a runtime calls it, over the agent
+    /// socket.
     pub async fn cni(
         &self,
         cmd: &str,
@@ -213,17 +214,15 @@ impl Node {
             ),
         );
         let stdin = conf.to_string().into_bytes();
-        let out = tokio::task::spawn_blocking(move || {
-            weft_cni::run(&env, &stdin, &weft_cni::client::UnixAgent::default())
-        })
-        .await
-        .unwrap();
+        let out = tokio::task::spawn_blocking(move || run_plugin(&env, &stdin))
+            .await
+            .unwrap();
         let v = if out.stdout.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&out.stdout).unwrap()
+            serde_json::from_slice(&out.stdout).unwrap()
         };
-        (out.exit_code, v)
+        (out.status.code().unwrap_or(-1), v)
     }
 
     pub fn ovs_ports(&self) -> BTreeSet<String> {
@@ -282,6 +281,23 @@ impl Drop for Node {
             let _ = s.send(());
         }
     }
+}
+
+/// Runs the plugin binary with exactly `env` (nothing inherited) and `stdin`.
+fn run_plugin(env: &HashMap<String, String>, stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let bin = BIN.get_or_init(weft_cni_binary);
+    let mut child = std::process::Command::new(bin)
+        .env_clear()
+        .envs(env)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// Error code of a failed invocation (panics on success).

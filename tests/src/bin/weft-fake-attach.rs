@@ -52,11 +52,11 @@ async fn run(url: String, node: String, networks: String, count: u32, conc: usiz
         let network = networks[i as usize % networks.len()].clone();
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
-            let id = pb::AttachmentId {
+            let id = weft_proto::common::v1::AttachmentId {
                 container_id: format!("fake{i:060}"),
                 ifname: "net1".into(),
             };
-            let pod = pb::PodRef {
+            let pod = weft_proto::common::v1::PodRef {
                 namespace: network.split('/').next().unwrap_or("default").into(),
                 name: format!("fake-{i}"),
                 uid: format!("fake-uid-{i}"),

@@ -2,45 +2,51 @@
 //! rendering in the configuration's version (0.3.x/0.4.0 carry `ips[].version`, 1.1.0 adds
 //! `interfaces[].mtu`).
 
-use crate::parse::version_tuple;
 use serde_json::{Map, Value, json};
 use std::net::IpAddr;
-use weft_proto::cni::v1 as pb;
 
-fn str_field(o: &Map<String, Value>, k: &str) -> Result<String, String> {
+use super::v1 as pb;
+use super::version_tuple;
+
+/// Why a result object could not be decoded; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ResultError(pub String);
+
+fn str_field(o: &Map<String, Value>, k: &str) -> Result<String, ResultError> {
     match o.get(k) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(v) => Err(format!("{k}: expected a string, got {v}")),
+        Some(v) => Err(ResultError(format!("{k}: expected a string, got {v}"))),
     }
 }
 
-fn list<'a>(o: &'a Map<String, Value>, k: &str) -> Result<&'a [Value], String> {
+fn list<'a>(o: &'a Map<String, Value>, k: &str) -> Result<&'a [Value], ResultError> {
     match o.get(k) {
         None | Some(Value::Null) => Ok(&[]),
         Some(Value::Array(a)) => Ok(a),
-        Some(v) => Err(format!("{k}: expected a list, got {v}")),
+        Some(v) => Err(ResultError(format!("{k}: expected a list, got {v}"))),
     }
 }
 
-fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, String> {
+fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, ResultError> {
     v.as_object()
-        .ok_or_else(|| format!("{what}: expected an object, got {v}"))
+        .ok_or_else(|| ResultError(format!("{what}: expected an object, got {v}")))
 }
 
-fn strings(o: &Map<String, Value>, k: &str) -> Result<Vec<String>, String> {
+fn strings(o: &Map<String, Value>, k: &str) -> Result<Vec<String>, ResultError> {
     list(o, k)?
         .iter()
         .map(|v| {
             v.as_str()
                 .map(String::from)
-                .ok_or_else(|| format!("{k}: {v} is not a string"))
+                .ok_or_else(|| ResultError(format!("{k}: {v} is not a string")))
         })
         .collect()
 }
 
 /// Decodes a CNI result object (`prevResult`) of version 0.3.0 or later.
-pub fn parse_result(v: &Value) -> Result<pb::CniResult, String> {
+pub fn parse_result(v: &Value) -> Result<pb::CniResult, ResultError> {
     let o = object(v, "result")?;
     let mut r = pb::CniResult::default();
     for i in list(o, "interfaces")? {
@@ -63,7 +69,7 @@ pub fn parse_result(v: &Value) -> Result<pb::CniResult, String> {
             .split_once('/')
             .is_none_or(|(a, _)| a.parse::<IpAddr>().is_err())
         {
-            return Err(format!("ips: address {address:?} is not CIDR"));
+            return Err(ResultError(format!("ips: address {address:?} is not CIDR")));
         }
         let interface = match ip.get("interface") {
             None | Some(Value::Null) => -1,
@@ -71,7 +77,7 @@ pub fn parse_result(v: &Value) -> Result<pb::CniResult, String> {
                 .as_u64()
                 .and_then(|n| i32::try_from(n).ok())
                 .filter(|n| (*n as usize) < r.interfaces.len())
-                .ok_or_else(|| format!("ips: interface index {v} out of range"))?,
+                .ok_or_else(|| ResultError(format!("ips: interface index {v} out of range")))?,
         };
         r.ips.push(pb::IpConfig {
             address,
