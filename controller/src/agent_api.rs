@@ -169,7 +169,7 @@ impl NodeControl for NodeControlService {
     ) -> Result<Response<ConfigStream>, Status> {
         let node = req.into_inner().node_name;
         if !self.store.snapshot().model.nodes.contains_key(&node) {
-            return Err(Status::not_found(format!("node {node} is not registered")));
+            return Err(status(ModelError::UnknownNode(node).into()));
         }
         let mut rx = self.store.subscribe();
         let (tx, out) = tokio::sync::mpsc::channel(4);
@@ -183,7 +183,10 @@ impl NodeControl for NodeControlService {
                 let snap = rx.borrow_and_update().clone();
                 if !snap.model.nodes.contains_key(&node) {
                     // The node was deleted: end the stream so a live agent registers again.
-                    let gone = Status::not_found(format!("node {node} was removed"));
+                    let gone = error_detail::status(
+                        ErrorReason::UnknownNode,
+                        format!("node {node} was removed"),
+                    );
                     let _ = tx.send(Err(gone)).await;
                     return;
                 }

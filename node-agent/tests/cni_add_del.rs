@@ -272,7 +272,10 @@ async fn cni_pod_port_numbers_are_chosen_by_the_agent() {
     };
     let (p1, p2, p3) = (node.pod(), node.pod(), node.pod());
     let n1 = add(&node, "c1", &p1).await;
-    assert!(weft_types::ports::POD_PORTS.contains(&n1) && n1 > 32768, "{n1}");
+    assert!(
+        weft_types::ports::POD_PORTS.contains(&n1) && n1 > 32768,
+        "{n1}"
+    );
     assert_eq!(
         node.cni("DEL", "c1", &netns_path(&p1), "net1", &conf)
             .await
