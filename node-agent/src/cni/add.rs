@@ -1,5 +1,6 @@
 //! CNI ADD: every step registers its inverse, so a failure anywhere leaves nothing behind.
 
+use super::inverses::{Lease, logged};
 use super::ipam::{self, IpamCall};
 use super::ports::{PortPlugger, keys};
 use super::state::Record;
@@ -175,30 +176,17 @@ async fn plumb<P: PortPlugger>(
             cni_args: &args,
         };
         delegated = ipam::run("ADD", &call).await?;
-        let (plugin, path, conf, cid, ifname, a) = (
-            r.ipam_type.clone(),
-            r.cni_path.clone(),
-            r.ipam_config.clone(),
-            r.container_id.clone(),
-            r.ifname.clone(),
-            args.clone(),
-        );
+        let lease = Lease {
+            plugin: r.ipam_type.clone(),
+            cni_path: r.cni_path.clone(),
+            config: r.ipam_config.clone(),
+            container_id: r.container_id.clone(),
+            ifname: r.ifname.clone(),
+            cni_args: args.clone(),
+        };
+        let i = inner.clone();
         undo.push("ipam release", move || {
-            async move {
-                let call = IpamCall {
-                    plugin: &plugin,
-                    cni_path: &path,
-                    config: &conf,
-                    container_id: &cid,
-                    netns: "",
-                    ifname: &ifname,
-                    cni_args: &a,
-                };
-                if let Err(e) = ipam::run("DEL", &call).await {
-                    tracing::warn!(error = %e, "rollback: IPAM release failed");
-                }
-            }
-            .boxed()
+            async move { logged("ipam release", i.release_lease(&lease).await) }.boxed()
         });
     }
     steps.mark("ipam");
@@ -266,12 +254,7 @@ async fn plumb<P: PortPlugger>(
         let i = inner.clone();
         let name = host_if.clone();
         undo.push("delete veth", move || {
-            async move {
-                if let Err(e) = i.host.del_link_by_name(&name).await {
-                    tracing::warn!(error = %e, link = %name, "rollback: deleting veth failed");
-                }
-            }
-            .boxed()
+            async move { logged("delete veth", i.delete_veth(&name).await) }.boxed()
         });
     }
     steps.mark("add_veth");
@@ -318,10 +301,7 @@ async fn plumb<P: PortPlugger>(
         let i = inner.clone();
         let (cid, ifname) = (r.container_id.clone(), r.ifname.clone());
         undo.push("forget record", move || {
-            async move {
-                let _ = i.state.remove(&cid, &ifname);
-            }
-            .boxed()
+            async move { logged("forget record", i.forget(&cid, &ifname)) }.boxed()
         });
     }
     steps.mark("record");
@@ -382,12 +362,7 @@ async fn plumb<P: PortPlugger>(
         let i = inner.clone();
         let name = host_if.clone();
         undo.push("delete port", move || {
-            async move {
-                if let Err(e) = i.ports.del_port(&name).await {
-                    tracing::warn!(error = %e, port = %name, "rollback: deleting port failed");
-                }
-            }
-            .boxed()
+            async move { logged("delete port", i.delete_port(&name).await) }.boxed()
         });
     }
     steps.record("pod_config", configured.1);
@@ -554,19 +529,8 @@ fn same_family(a: &str, b: &std::net::IpAddr) -> bool {
 
 fn push_detach<P: PortPlugger>(inner: &Arc<Inner<P>>, r: &pb::CniRequest, undo: &mut Undo) {
     let i = inner.clone();
-    let req = agent::DetachRequest {
-        node_name: inner.cfg.node_name.clone(),
-        id: Some(attachment_id(r)),
-    };
+    let (cid, ifname) = (r.container_id.clone(), r.ifname.clone());
     undo.push("detach", move || {
-        async move {
-            let to = i.cfg.controller_timeout;
-            match tokio::time::timeout(to, i.controller.clone().detach(req)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(s)) => tracing::warn!(error = %s, "rollback: Detach failed"),
-                Err(_) => tracing::warn!("rollback: Detach timed out"),
-            }
-        }
-        .boxed()
+        async move { logged("detach", i.detach(&cid, &ifname).await) }.boxed()
     });
 }

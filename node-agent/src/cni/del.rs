@@ -1,7 +1,7 @@
 //! CNI DEL (idempotent), CHECK, GC, STATUS, and the agent's own collection of orphaned ports.
 
 use super::add::validate;
-use super::ipam::{self, IpamCall};
+use super::inverses::Lease;
 use super::ports::{PortPlugger, keys};
 use super::state::Record;
 use super::{Inner, cni_args, host_ifname};
@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use weft_proto::agent::v1 as agent;
 use weft_proto::cni::v1 as pb;
 use weft_proto::cni::{CniError, ErrorCode};
 
@@ -63,52 +62,25 @@ pub(crate) async fn del<P: PortPlugger>(
 /// gone"; a real failure stops here so the runtime's retry can finish the job.
 async fn teardown<P: PortPlugger>(inner: &Arc<Inner<P>>, t: Teardown) -> Result<(), CniError> {
     let host_if = host_ifname(&t.container_id, &t.ifname);
-    inner
-        .ports
-        .del_port(&host_if)
-        .await
-        .map_err(|e| CniError::new(ErrorCode::OvsFailed, e.to_string()))?;
+    inner.delete_port(&host_if).await?;
     inner.release_port_number(&host_if).await;
-    // Deleting the host end removes the pod end too, in whatever namespace it is.
-    inner
-        .host
-        .del_link_by_name(&host_if)
-        .await
-        .map_err(|e| CniError::new(ErrorCode::LinkFailed, e.to_string()))?;
-    if !t.ipam_type.is_empty() {
-        let call = IpamCall {
-            plugin: &t.ipam_type,
-            cni_path: &t.cni_path,
-            config: &t.ipam_config,
-            container_id: &t.container_id,
-            netns: "",
-            ifname: &t.ifname,
-            cni_args: &t.cni_args,
-        };
-        ipam::run("DEL", &call).await?;
-    }
-    let req = agent::DetachRequest {
-        node_name: inner.cfg.node_name.clone(),
-        id: Some(weft_proto::common::v1::AttachmentId {
-            container_id: t.container_id.clone(),
-            ifname: t.ifname.clone(),
-        }),
-    };
-    let to = inner.cfg.controller_timeout;
-    match tokio::time::timeout(to, inner.controller.clone().detach(req)).await {
-        Err(_) => {
-            return Err(CniError::new(
-                ErrorCode::TryAgain,
-                format!("controller did not answer Detach within {to:?}"),
-            ));
+    inner.delete_veth(&host_if).await?;
+    inner.release_lease(&t.lease()).await?;
+    inner.detach(&t.container_id, &t.ifname).await?;
+    inner.forget(&t.container_id, &t.ifname)
+}
+
+impl Teardown {
+    fn lease(&self) -> Lease {
+        Lease {
+            plugin: self.ipam_type.clone(),
+            cni_path: self.cni_path.clone(),
+            config: self.ipam_config.clone(),
+            container_id: self.container_id.clone(),
+            ifname: self.ifname.clone(),
+            cni_args: self.cni_args.clone(),
         }
-        Ok(Err(s)) => return Err(super::controller_error("Detach", &s)),
-        Ok(Ok(_)) => {}
     }
-    inner
-        .state
-        .remove(&t.container_id, &t.ifname)
-        .map_err(|e| CniError::new(ErrorCode::IoFailure, format!("removing record: {e}")))
 }
 
 fn teardown_of(rec: &Record) -> Teardown {

@@ -4,6 +4,7 @@
 
 mod add;
 mod del;
+mod inverses;
 pub mod ipam;
 pub mod port_numbers;
 pub mod ports;
