@@ -105,9 +105,13 @@ impl ModelStore {
     ) -> Result<(T, u64), StoreError> {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let cur = self.snapshot();
+        // Persistent maps: the copy shares everything, `f` copies only what it writes, and the
+        // change is found by a diff that skips the shared parts. A write costs O(change).
         let mut model = (*cur.model).clone();
         let out = f(&mut model)?;
-        if model == *cur.model {
+        let change = Change::between(&cur.model, &model);
+        // Reservations alone (a prepared ADD) change no flows but are state all the same.
+        if change.is_empty() && model.reservations == cur.model.reservations {
             return Ok((out, cur.version));
         }
         let version = cur.version + 1;
@@ -116,7 +120,7 @@ impl ModelStore {
                 .map_err(StoreError::Persist)?;
         }
         let mut changes = cur.changes.clone();
-        changes.push(version, Change::between(&cur.model, &model));
+        changes.push(version, change);
         self.tx.send_replace(Snapshot {
             version,
             model: Arc::new(model),

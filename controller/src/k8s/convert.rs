@@ -89,9 +89,8 @@ pub fn model_status(model: &Model, key: &NetworkKey) -> Option<VirtualNetworkSta
     let usage = ipam::usage(model, key);
     let allocated = model
         .reservations
-        .values()
-        .filter(|r| &r.network == key)
-        .map(|r| r.ips.len() as u64)
+        .of_network(key)
+        .map(|(_, r)| r.ips.len() as u64)
         .sum();
     Some(VirtualNetworkStatus {
         segment: Some(net.segment),
@@ -172,18 +171,15 @@ pub fn restore_into(
             },
         );
         // Inserted directly: nodes register again only after the agents reconnect.
-        model.attachments.insert(
-            id.clone(),
-            Attachment {
-                id,
-                network: key.clone(),
-                node: a.node.clone(),
-                ofport: a.ofport,
-                mac,
-                ips,
-                pod,
-            },
-        );
+        model.attachments.insert(Attachment {
+            id,
+            network: key.clone(),
+            node: a.node.clone(),
+            ofport: a.ofport,
+            mac,
+            ips,
+            pod,
+        });
     }
     Some(())
 }

@@ -165,17 +165,13 @@ impl Model {
     /// Every pod on `new`'s network that `new` would strand, sorted, with the reason: pods
     /// holding a reservation (attached or being attached) and attachments without one.
     fn stranded_by(&self, new: &Network) -> Vec<String> {
-        let reserved = self
-            .reservations
-            .iter()
-            .filter(|(_, r)| r.network == new.key)
-            .map(|(id, r)| {
-                (
-                    id,
-                    &r.pod,
-                    r.ips.iter().map(|n| n.addr()).collect::<Vec<_>>(),
-                )
-            });
+        let reserved = self.reservations.of_network(&new.key).map(|(id, r)| {
+            (
+                id,
+                &r.pod,
+                r.ips.iter().map(|n| n.addr()).collect::<Vec<_>>(),
+            )
+        });
         let unreserved = self
             .attachments_of(&new.key)
             .filter(|a| !self.reservations.contains_key(&a.id))
@@ -203,16 +199,19 @@ impl Model {
     /// follow a prefix change.
     fn replace_network(&mut self, new: Network) {
         if let Some(subnet) = new.subnet {
-            for r in self
+            let ids: Vec<_> = self
                 .reservations
-                .values_mut()
-                .filter(|r| r.network == new.key)
-            {
-                for ip in r.ips.iter_mut() {
-                    if let Ok(n) = IpNet::new(ip.addr(), subnet.prefix_len()) {
-                        *ip = n;
+                .of_network(&new.key)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &ids {
+                self.reservations.update(id, |r| {
+                    for ip in r.ips.iter_mut() {
+                        if let Ok(n) = IpNet::new(ip.addr(), subnet.prefix_len()) {
+                            *ip = n;
+                        }
                     }
-                }
+                });
             }
         }
         self.networks.insert(new.key.clone(), new);

@@ -215,12 +215,7 @@ impl Api {
                 underlay_ip: n.underlay_ip.to_string(),
                 datapath_id: format!("{:016x}", n.datapath_id),
                 tunnels: n.tunnel_ports.clone(),
-                attachments: snap
-                    .model
-                    .attachments
-                    .values()
-                    .filter(|a| a.node == n.name)
-                    .count(),
+                attachments: snap.model.attachments.count_on_node(&n.name),
                 ready: confirmed.get(&n.name).is_some_and(|v| *v >= snap.version),
             })
             .collect()
@@ -253,11 +248,11 @@ impl Api {
         {
             return Err(ApiError::NotFound(format!("network {k} does not exist")));
         }
-        Ok(snap
-            .model
-            .attachments
-            .values()
-            .filter(|a| network.is_none_or(|k| &a.network == k))
+        let of: Box<dyn Iterator<Item = &crate::model::Attachment>> = match network {
+            Some(k) => Box::new(snap.model.attachments.of_network(k)),
+            None => Box::new(snap.model.attachments.values()),
+        };
+        Ok(of
             .map(|a| AttachmentView {
                 container_id: a.id.container_id.clone(),
                 ifname: a.id.ifname.clone(),
