@@ -206,6 +206,43 @@ mod tests {
         assert_eq!(v, 1);
     }
 
+    /// A prepared ADD changes only a reservation: no flows, but state that must be published
+    /// and persisted all the same.
+    #[test]
+    fn a_reservation_alone_is_a_new_version() {
+        let s = ModelStore::new(Model::default(), 0, None);
+        let key = NetworkKey::new("ns", "a");
+        s.update(|m| {
+            m.add_network(key.clone(), &VirtualNetworkSpec::default())
+                .map(|_| ())
+        })
+        .unwrap();
+        let id = crate::model::AttachmentId {
+            container_id: "c".into(),
+            ifname: "net1".into(),
+        };
+        let req = crate::ipam::ReserveRequest {
+            id: id.clone(),
+            network: key.clone(),
+            node: "n1".into(),
+            pod: crate::model::PodRef {
+                namespace: "ns".into(),
+                name: "p".into(),
+                uid: "u".into(),
+            },
+            mac: None,
+            ips: vec![],
+        };
+        let (_, v) = s.update(|m| crate::ipam::reserve(m, req.clone())).unwrap();
+        assert_eq!(v, 2);
+        let snap = s.snapshot();
+        assert!(snap.model.reservations.contains_key(&id));
+        assert_eq!(snap.changes.since(1, 2), Some(Change::default()));
+        // The same reservation again (a CNI retry) changes nothing.
+        let (_, v) = s.update(|m| crate::ipam::reserve(m, req)).unwrap();
+        assert_eq!(v, 2);
+    }
+
     #[tokio::test]
     async fn waiting_for_confirmation() {
         let s = Arc::new(ModelStore::new(Model::default(), 0, None));

@@ -321,3 +321,56 @@ fn update_network_refuses_stranding_pods_names_them_and_changes_nothing() {
         ModelError::UnknownNetwork(unknown)
     );
 }
+
+#[test]
+fn the_indexes_follow_inserts_replacements_and_removals() {
+    let (x, y) = (NetworkKey::new("ns", "x"), NetworkKey::new("ns", "y"));
+    let att = |c: &str, net: &NetworkKey, node: &str| Attachment {
+        id: AttachmentId {
+            container_id: c.into(),
+            ifname: "net1".into(),
+        },
+        network: net.clone(),
+        node: node.into(),
+        ofport: 1,
+        mac: [2, 0, 0, 0, 0, 1],
+        ips: vec![],
+        pod: PodRef {
+            namespace: "ns".into(),
+            name: c.into(),
+            uid: c.into(),
+        },
+    };
+    let mut m = Model::default();
+    for (c, net, node) in [("a", &x, "n1"), ("b", &x, "n2"), ("c", &y, "n1")] {
+        assert!(m.attachments.insert(att(c, net, node)).is_none());
+    }
+    let ids = |it: &mut dyn Iterator<Item = &Attachment>| -> Vec<String> {
+        it.map(|a| a.id.container_id.clone()).collect()
+    };
+    assert_eq!(ids(&mut m.attachments_of(&x)), ["a", "b"]);
+    assert_eq!(ids(&mut m.attachments.on_node("n1")), ["a", "c"]);
+    // Moving "a" to network y on node n2 moves it in both indexes.
+    let before = m.clone();
+    assert!(m.attachments.insert(att("a", &y, "n2")).is_some());
+    assert_eq!(ids(&mut m.attachments_of(&x)), ["b"]);
+    assert_eq!(ids(&mut m.attachments_of(&y)), ["a", "c"]);
+    assert_eq!(ids(&mut m.attachments.on_node("n1")), ["c"]);
+    assert_eq!(m.attachments.count_on_node("n2"), 2);
+    // The earlier version is untouched (shared, not mutated).
+    assert_eq!(ids(&mut before.attachments_of(&x)), ["a", "b"]);
+    m.detach(&att("b", &x, "n2").id);
+    assert_eq!(m.attachments.count_of_network(&x), 0);
+    assert_eq!(m.attachments.len(), 2);
+    // The change between two versions names only what differs.
+    let c = crate::changes::Change::between(&before, &m);
+    assert_eq!(
+        c.networks,
+        std::collections::BTreeSet::from([x.clone(), y.clone()])
+    );
+    assert_eq!(
+        c.nodes,
+        std::collections::BTreeSet::from(["n1".to_string(), "n2".to_string()])
+    );
+    assert!(crate::changes::Change::between(&m, &m.clone()).is_empty());
+}
