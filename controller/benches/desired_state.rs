@@ -8,10 +8,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
+use weft_api::VirtualNetworkSpec;
 use weft_controller::changes::Change;
-use weft_controller::model::{
-    Attachment, AttachmentId, Model, Network, NetworkKey, NetworkSpec, Node, PodRef,
-};
+use weft_controller::model::{Attachment, AttachmentId, Model, Network, NetworkKey, Node, PodRef};
 use weft_controller::pipeline::{Index, network_delta};
 
 /// The allocator the controller binary uses.
@@ -111,7 +110,7 @@ fn build(nodes: usize, networks: usize, attachments: usize) -> Model {
     }
     for n in 0..networks {
         let key = NetworkKey::new("ns", format!("n{n}"));
-        let spec = NetworkSpec {
+        let spec = VirtualNetworkSpec {
             subnet: Some(format!("10.{}.{}.0/24", n >> 8, n & 0xff)),
             ..Default::default()
         };
@@ -125,7 +124,7 @@ fn build(nodes: usize, networks: usize, attachments: usize) -> Model {
         let k = per_net[net];
         per_net[net] += 1;
         let a = attachment(i, node, net, k % 250);
-        m.attachments.insert(a.id.clone(), a);
+        m.attachments.insert(a);
     }
     m
 }
@@ -203,7 +202,7 @@ fn main() {
     let mut new = model.clone();
     let a = attachment(atts + 1, 0, 0, 200);
     let key = a.network.clone();
-    new.attachments.insert(a.id.clone(), a);
+    new.attachments.insert(a);
     let t = Instant::now();
     let new_idx = Index::new(&new);
     let rebuild = t.elapsed();

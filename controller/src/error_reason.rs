@@ -27,7 +27,9 @@ pub fn of_model(e: &ModelError) -> ErrorReason {
         ModelError::DuplicateNetwork(_) => R::AlreadyExists,
         ModelError::UnknownNetwork(_) => R::UnknownNetwork,
         ModelError::UnknownNode(_) => R::UnknownNode,
-        ModelError::NetworkInUse { .. } | ModelError::NodeInUse { .. } => R::InUse,
+        ModelError::NetworkInUse { .. }
+        | ModelError::NodeInUse { .. }
+        | ModelError::SpecStrandsPods { .. } => R::InUse,
         ModelError::SegmentsExhausted => R::SegmentsExhausted,
         ModelError::NamespaceNotAllowed { .. } => R::NamespaceNotAllowed,
         ModelError::DuplicateMac(..) | ModelError::DuplicateIp(..) => R::AddressInUse,

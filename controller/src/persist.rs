@@ -6,13 +6,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use imbl::OrdMap;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::changes::walk;
 use crate::ipam::Reservation;
-use crate::model::{Attachment, AttachmentId, Model, Network, Node};
+use crate::model::{Attachment, AttachmentId, Model, Network, NetworkKey, Node};
 use crate::store::Persist;
 
 /// The whole model in one JSON value: the format of the first releases, migrated on load.
@@ -77,12 +78,13 @@ fn read_table<K: Ord + DeserializeOwned, V: DeserializeOwned>(
     Ok(out)
 }
 
-/// Writes the entries of one map that differ between `old` and `new`.
-fn write_changes<K: Ord + Serialize, V: PartialEq + Serialize>(
+/// Writes the entries of one map that differ between `old` and `new`: a diff of persistent maps
+/// that skips what they share, so a save costs O(change).
+fn write_changes<K: Ord + Clone + Serialize, V: PartialEq + Clone + Serialize>(
     tx: &WriteTransaction,
     def: TableDefinition<&str, &[u8]>,
-    old: &BTreeMap<K, V>,
-    new: &BTreeMap<K, V>,
+    old: &OrdMap<K, V>,
+    new: &OrdMap<K, V>,
 ) -> Result<(), PersistError> {
     let mut t = tx.open_table(def).map_err(db_err)?;
     let mut failed = None;
@@ -134,12 +136,12 @@ impl RedbStore {
             Err(redb::TableError::TableDoesNotExist(_)) => 0,
             Err(e) => return Err(db_err(e)),
         };
-        let model = Model {
-            nodes: read_table(&tx, NODES)?,
-            networks: read_table(&tx, NETWORKS)?,
-            attachments: read_table(&tx, ATTACHMENTS)?,
-            reservations: read_table(&tx, RESERVATIONS)?,
-        };
+        let model = model_of(
+            read_table::<String, Node>(&tx, NODES)?.into_values(),
+            read_table::<NetworkKey, Network>(&tx, NETWORKS)?.into_values(),
+            read_table::<AttachmentId, Attachment>(&tx, ATTACHMENTS)?.into_values(),
+            read_table(&tx, RESERVATIONS)?,
+        );
         Ok((model, version))
     }
 
@@ -156,24 +158,12 @@ impl RedbStore {
                 None => return Ok(()),
             }
         };
-        let model = Model {
-            nodes: legacy
-                .nodes
-                .into_iter()
-                .map(|n| (n.name.clone(), n))
-                .collect(),
-            networks: legacy
-                .networks
-                .into_iter()
-                .map(|n| (n.key.clone(), n))
-                .collect(),
-            attachments: legacy
-                .attachments
-                .into_iter()
-                .map(|a| (a.id.clone(), a))
-                .collect(),
-            reservations: legacy.reservations.into_iter().collect(),
-        };
+        let model = model_of(
+            legacy.nodes,
+            legacy.networks,
+            legacy.attachments,
+            legacy.reservations,
+        );
         let tx = self.db.begin_write().map_err(db_err)?;
         write_all(&tx, &Model::default(), &model)?;
         tx.open_table(STATE)
@@ -212,8 +202,39 @@ impl RedbStore {
 fn write_all(tx: &WriteTransaction, old: &Model, new: &Model) -> Result<(), PersistError> {
     write_changes(tx, NODES, &old.nodes, &new.nodes)?;
     write_changes(tx, NETWORKS, &old.networks, &new.networks)?;
-    write_changes(tx, ATTACHMENTS, &old.attachments, &new.attachments)?;
-    write_changes(tx, RESERVATIONS, &old.reservations, &new.reservations)
+    write_changes(
+        tx,
+        ATTACHMENTS,
+        old.attachments.map(),
+        new.attachments.map(),
+    )?;
+    write_changes(
+        tx,
+        RESERVATIONS,
+        old.reservations.map(),
+        new.reservations.map(),
+    )
+}
+
+/// A model from stored records, each keyed by its own identity.
+fn model_of(
+    nodes: impl IntoIterator<Item = Node>,
+    networks: impl IntoIterator<Item = Network>,
+    attachments: impl IntoIterator<Item = Attachment>,
+    reservations: impl IntoIterator<Item = (AttachmentId, Reservation)>,
+) -> Model {
+    let mut m = Model {
+        nodes: nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
+        networks: networks.into_iter().map(|n| (n.key.clone(), n)).collect(),
+        ..Model::default()
+    };
+    for a in attachments {
+        m.attachments.insert(a);
+    }
+    for (id, r) in reservations {
+        m.reservations.insert(id, r);
+    }
+    m
 }
 
 impl Persist for RedbStore {
@@ -226,7 +247,8 @@ impl Persist for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{NetworkKey, NetworkSpec, PodRef};
+    use crate::model::{NetworkKey, PodRef};
+    use weft_api::VirtualNetworkSpec;
 
     struct TempDir(std::path::PathBuf);
     impl TempDir {
@@ -247,7 +269,8 @@ mod tests {
         let mut m = m.clone();
         let net = NetworkKey::new("ns", "a");
         if !m.networks.contains_key(&net) {
-            m.add_network(net.clone(), &NetworkSpec::default()).unwrap();
+            m.add_network(net.clone(), &VirtualNetworkSpec::default())
+                .unwrap();
         }
         m.nodes.entry("n1".into()).or_insert(Node {
             name: "n1".into(),
@@ -272,7 +295,7 @@ mod tests {
                 uid: id.into(),
             },
         };
-        m.attachments.insert(a.id.clone(), a);
+        m.attachments.insert(a);
         m
     }
 
@@ -284,7 +307,7 @@ mod tests {
             let s = RedbStore::open(&path).unwrap();
             assert_eq!(s.load().unwrap(), (Model::default(), 0));
             let mut m = Model::default();
-            m.add_network(NetworkKey::new("ns", "a"), &NetworkSpec::default())
+            m.add_network(NetworkKey::new("ns", "a"), &VirtualNetworkSpec::default())
                 .unwrap();
             s.save(7, &Model::default(), &m, true).unwrap();
         }
@@ -305,7 +328,10 @@ mod tests {
         // Not durable on its own: the durable commit after it makes it so.
         s.save(2, &m1, &m2, false).unwrap();
         let mut m3 = m2.clone();
-        m3.attachments.retain(|id, _| id.container_id == "c/p22");
+        m3.detach(&AttachmentId {
+            container_id: "c/p1".into(),
+            ifname: "net1".into(),
+        });
         s.save(3, &m2, &m3, true).unwrap();
         drop(s);
         let (m, v) = RedbStore::open(&path).unwrap().load().unwrap();
@@ -341,6 +367,61 @@ mod tests {
         let m2 = with_pod(&m, "p22");
         s.save(10, &m, &m2, true).unwrap();
         assert_eq!(s.load().unwrap(), (m2, 10));
+    }
+
+    /// Records exactly as earlier releases wrote them: the in-memory types may change, the
+    /// files on disk must still load.
+    #[test]
+    fn records_of_earlier_releases_load() {
+        let dir = TempDir::new("records");
+        let path = dir.0.join("state.redb");
+        let rows = [
+            (
+                NODES,
+                r#""n1""#,
+                r#"{"name":"n1","underlay_ip":"192.0.2.1","datapath_id":7,"tunnel_ports":{"n2":9}}"#,
+            ),
+            (
+                NETWORKS,
+                r#"{"namespace":"ns","name":"a"}"#,
+                r#"{"key":{"namespace":"ns","name":"a"},"segment":3,"subnet":"10.1.0.0/24","gateway":"10.1.0.1","exclude":["10.1.0.128/25"],"mtu":1400,"allowed_namespaces":["*"]}"#,
+            ),
+            (
+                ATTACHMENTS,
+                r#"{"container_id":"c1","ifname":"net1"}"#,
+                r#"{"id":{"container_id":"c1","ifname":"net1"},"network":{"namespace":"ns","name":"a"},"node":"n1","ofport":5,"mac":[2,0,0,0,0,1],"ips":["10.1.0.2"],"pod":{"namespace":"ns","name":"p","uid":"u"}}"#,
+            ),
+            (
+                RESERVATIONS,
+                r#"{"container_id":"c1","ifname":"net1"}"#,
+                r#"{"network":{"namespace":"ns","name":"a"},"node":"n1","pod":{"namespace":"ns","name":"p","uid":"u"},"mac":[2,0,0,0,0,1],"ips":["10.1.0.2/24"]}"#,
+            ),
+        ];
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            for (def, k, v) in rows {
+                tx.open_table(def).unwrap().insert(k, v.as_bytes()).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let (m, _) = RedbStore::open(&path).unwrap().load().unwrap();
+        let net = &m.networks[&NetworkKey::new("ns", "a")];
+        assert_eq!(net.segment, 3);
+        let spec = net.spec();
+        assert_eq!(spec.subnet.as_deref(), Some("10.1.0.0/24"));
+        assert_eq!(spec.exclude_ips, ["10.1.0.128/25"]);
+        assert_eq!(
+            (spec.mtu, spec.allowed_namespaces),
+            (Some(1400), vec!["*".into()])
+        );
+        assert_eq!(m.nodes["n1"].tunnel_ports["n2"], 9);
+        let id = AttachmentId {
+            container_id: "c1".into(),
+            ifname: "net1".into(),
+        };
+        assert_eq!(m.attachments[&id].ofport, 5);
+        assert_eq!(m.reservations[&id].ips[0].to_string(), "10.1.0.2/24");
     }
 
     #[test]

@@ -40,7 +40,8 @@ fn covered(e: &ModelError) {
         | ModelError::IpOutsideSubnet(_)
         | ModelError::IpReserved(_)
         | ModelError::SubnetFull(_)
-        | ModelError::NotPrepared(_) => {}
+        | ModelError::NotPrepared(_)
+        | ModelError::SpecStrandsPods { .. } => {}
     }
 }
 
@@ -132,7 +133,7 @@ fn every_domain_error_reaches_the_runtime_with_its_code_and_message() {
         let msg = out["msg"].as_str().unwrap_or_default();
         assert_eq!(msg, format!("PrepareAttachment: {e}"), "{e:?}");
     }
-    // One row per variant: the match above lists 23.
+    // One row per variant: the match above lists 24.
     let mut names: Vec<String> = rows
         .iter()
         .map(|(e, _)| {
@@ -145,7 +146,7 @@ fn every_domain_error_reaches_the_runtime_with_its_code_and_message() {
         .collect();
     names.sort();
     names.dedup();
-    assert_eq!(names.len(), 23, "{names:?}");
+    assert_eq!(names.len(), 24, "{names:?}");
 }
 
 #[test]

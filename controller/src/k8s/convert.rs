@@ -9,30 +9,8 @@ use weft_api::{AttachmentStatus, VirtualNetworkSpec, VirtualNetworkStatus};
 
 use crate::ipam::{self, Reservation};
 use crate::model::{
-    Attachment, AttachmentId, Model, ModelError, Network, NetworkKey, NetworkSpec, PodRef, fmt_mac,
+    Attachment, AttachmentId, Model, ModelError, Network, NetworkKey, PodRef, fmt_mac,
 };
-
-/// The model's spec for a resource's spec (same fields, same meaning).
-pub fn network_spec(s: &VirtualNetworkSpec) -> NetworkSpec {
-    NetworkSpec {
-        subnet: s.subnet.clone(),
-        gateway: s.gateway.clone(),
-        exclude_ips: s.exclude_ips.clone(),
-        mtu: s.mtu,
-        allowed_namespaces: s.allowed_namespaces.clone(),
-    }
-}
-
-/// The spec a validated network runs, for `status.appliedSpec`.
-pub fn applied_spec(n: &Network) -> VirtualNetworkSpec {
-    VirtualNetworkSpec {
-        subnet: n.subnet.map(|s| s.to_string()),
-        gateway: n.gateway.map(|g| g.to_string()),
-        exclude_ips: n.exclude.iter().map(|e| e.to_string()).collect(),
-        mtu: n.mtu,
-        allowed_namespaces: n.allowed_namespaces.clone(),
-    }
-}
 
 /// Why a spec was not put into the model.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,7 +20,7 @@ pub enum SpecRejected {
     Invalid(ModelError),
     /// The spec is fine but would strand attached pods.
     #[error("{0}")]
-    Conflict(String),
+    Conflict(ModelError),
     #[error("{0}")]
     Exhausted(ModelError),
 }
@@ -58,87 +36,30 @@ impl SpecRejected {
     }
 }
 
-fn invalid(e: ModelError) -> SpecRejected {
-    match e {
-        ModelError::SegmentsExhausted => SpecRejected::Exhausted(e),
-        e => SpecRejected::Invalid(e),
+impl From<ModelError> for SpecRejected {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::SegmentsExhausted => SpecRejected::Exhausted(e),
+            ModelError::SpecStrandsPods { .. } => SpecRejected::Conflict(e),
+            e => SpecRejected::Invalid(e),
+        }
     }
 }
 
-/// Puts `spec` into the model as network `key`: a new network gets the lowest free segment; an
-/// existing one keeps its segment and is replaced only if every pod on it still fits (its
-/// addresses inside the new subnet and not reserved, its namespace still allowed). On refusal the
-/// model is unchanged, so the data plane keeps running the previous spec. Returns the segment.
+/// Puts `spec` into the model as network `key`: a new network gets the lowest free segment, an
+/// existing one is edited by [`Model::update_network`] (which refuses edits stranding pods and
+/// then leaves the model unchanged, so the data plane keeps the previous spec). Returns the
+/// segment.
 pub fn upsert_network(
     model: &mut Model,
     key: &NetworkKey,
-    spec: &NetworkSpec,
+    spec: &VirtualNetworkSpec,
 ) -> Result<u16, SpecRejected> {
-    let Some(old) = model.networks.get(key) else {
-        return model
-            .add_network(key.clone(), spec)
-            .map(|n| n.segment)
-            .map_err(invalid);
+    let net = match model.networks.contains_key(key) {
+        true => model.update_network(key, spec)?,
+        false => model.add_network(key.clone(), spec)?,
     };
-    let new = Network::from_spec(key.clone(), spec, old.segment).map_err(invalid)?;
-    if &new == old {
-        return Ok(new.segment);
-    }
-    let mut stranded = Vec::new();
-    for (id, r) in model.reservations.iter().filter(|(_, r)| &r.network == key) {
-        let who = format!("{}/{} ({})", r.pod.namespace, r.pod.name, id.ifname);
-        if !new.allows(&r.pod.namespace) {
-            stranded.push(format!("{who}: namespace no longer allowed"));
-        }
-        for ip in r.ips.iter().map(|n| n.addr()) {
-            if let Some(why) = address_problem(&new, ip) {
-                stranded.push(format!("{who}: {ip} {why}"));
-            }
-        }
-    }
-    if !stranded.is_empty() {
-        stranded.sort();
-        return Err(SpecRejected::Conflict(format!(
-            "the new spec strands attached pods: {}; detach them first or keep the old values",
-            stranded.join(", ")
-        )));
-    }
-    let segment = new.segment;
-    model.networks.insert(key.clone(), new);
-    // Reservations carry the prefix length of the subnet: follow a prefix change.
-    if let Some(subnet) = model.networks.get(key).and_then(|n| n.subnet) {
-        for r in model
-            .reservations
-            .values_mut()
-            .filter(|r| &r.network == key)
-        {
-            for ip in r.ips.iter_mut() {
-                if let Ok(n) = IpNet::new(ip.addr(), subnet.prefix_len()) {
-                    *ip = n;
-                }
-            }
-        }
-    }
-    Ok(segment)
-}
-
-fn address_problem(net: &Network, ip: IpAddr) -> Option<&'static str> {
-    let subnet = net.subnet?;
-    if !subnet.contains(&ip) {
-        return Some("is outside the new subnet");
-    }
-    if net.gateway == Some(ip) {
-        return Some("is the new gateway");
-    }
-    if net.exclude.iter().any(|e| e.contains(&ip)) {
-        return Some("is excluded");
-    }
-    if ip == subnet.network()
-        || (ip.is_ipv4() && ip == subnet.broadcast() && subnet.prefix_len() < 31)
-    {
-        return Some("is the new subnet's network or broadcast address");
-    }
-    None
+    Ok(net.segment)
 }
 
 /// Pod interfaces on `key`, sorted, as status shows them.
@@ -168,13 +89,12 @@ pub fn model_status(model: &Model, key: &NetworkKey) -> Option<VirtualNetworkSta
     let usage = ipam::usage(model, key);
     let allocated = model
         .reservations
-        .values()
-        .filter(|r| &r.network == key)
-        .map(|r| r.ips.len() as u64)
+        .of_network(key)
+        .map(|(_, r)| r.ips.len() as u64)
         .sum();
     Some(VirtualNetworkStatus {
         segment: Some(net.segment),
-        applied_spec: Some(applied_spec(net)),
+        applied_spec: Some(net.spec()),
         attachment_count: u32::try_from(attachments.len()).unwrap_or(u32::MAX),
         attachments,
         allocated_ips: allocated,
@@ -210,12 +130,12 @@ pub fn restore_into(
     status: &VirtualNetworkStatus,
 ) -> Option<()> {
     let segment = status.segment?;
-    let spec = network_spec(status.applied_spec.as_ref()?);
+    let spec = status.applied_spec.as_ref()?;
     if model.networks.values().any(|n| n.segment == segment) {
         tracing::warn!(network = %key, segment, "segment recorded twice; the network gets a new one");
         return None;
     }
-    let net = Network::from_spec(key.clone(), &spec, segment).ok()?;
+    let net = Network::from_spec(key.clone(), spec, segment).ok()?;
     let prefix = net.subnet.map(|s| s.prefix_len());
     model.networks.insert(key.clone(), net);
     for a in &status.attachments {
@@ -251,18 +171,15 @@ pub fn restore_into(
             },
         );
         // Inserted directly: nodes register again only after the agents reconnect.
-        model.attachments.insert(
-            id.clone(),
-            Attachment {
-                id,
-                network: key.clone(),
-                node: a.node.clone(),
-                ofport: a.ofport,
-                mac,
-                ips,
-                pod,
-            },
-        );
+        model.attachments.insert(Attachment {
+            id,
+            network: key.clone(),
+            node: a.node.clone(),
+            ofport: a.ofport,
+            mac,
+            ips,
+            pod,
+        });
     }
     Some(())
 }
@@ -273,8 +190,8 @@ mod tests {
     use crate::ipam::ReserveRequest;
     use crate::model::Node;
 
-    fn spec(subnet: &str) -> NetworkSpec {
-        NetworkSpec {
+    fn spec(subnet: &str) -> VirtualNetworkSpec {
+        VirtualNetworkSpec {
             subnet: Some(subnet.into()),
             ..Default::default()
         }
@@ -341,12 +258,12 @@ mod tests {
         let before = m.clone();
         let err = upsert_network(&mut m, &key, &spec("10.2.0.0/24")).unwrap_err();
         assert!(
-            matches!(err, SpecRejected::Conflict(ref s) if s.contains("ns/p1 (net1): 10.1.0.9 is outside the new subnet")),
+            matches!(err, SpecRejected::Conflict(ref e) if e.to_string().contains("ns/p1 (net1): 10.1.0.9 is outside the new subnet")),
             "{err}"
         );
         assert_eq!(m, before);
         // Making its address the gateway is refused too.
-        let gw = NetworkSpec {
+        let gw = VirtualNetworkSpec {
             gateway: Some("10.1.0.9".into()),
             ..spec("10.1.0.0/16")
         };

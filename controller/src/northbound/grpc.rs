@@ -9,7 +9,9 @@ use weft_proto::northbound::v1 as pb;
 use weft_proto::northbound::v1::network_service_server::NetworkService;
 
 use super::{Api, ApiError, AttachmentView, CreateNetwork, NetworkView};
-use crate::model::{NetworkKey, NetworkSpec};
+use weft_api::VirtualNetworkSpec;
+
+use crate::model::NetworkKey;
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
@@ -33,6 +35,44 @@ fn key(r: Option<pb::NetworkRef>) -> Result<NetworkKey, Status> {
 
 fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
+}
+
+/// The model's spec for a protobuf spec (proto3 has no absent strings: empty means unset).
+fn from_pb(s: pb::NetworkSpec) -> VirtualNetworkSpec {
+    VirtualNetworkSpec {
+        subnet: opt(s.subnet),
+        gateway: opt(s.gateway),
+        exclude_ips: s.exclude_ips,
+        mtu: (s.mtu != 0).then_some(s.mtu),
+        allowed_namespaces: s.allowed_namespaces,
+    }
+}
+
+/// `current` with the fields named in `mask` taken from `given` (all of them for an empty mask).
+fn masked(
+    current: &VirtualNetworkSpec,
+    given: &VirtualNetworkSpec,
+    mask: &[String],
+) -> Result<VirtualNetworkSpec, ApiError> {
+    if mask.is_empty() {
+        return Ok(given.clone());
+    }
+    let mut out = current.clone();
+    for field in mask {
+        match field.as_str() {
+            "subnet" => out.subnet = given.subnet.clone(),
+            "gateway" => out.gateway = given.gateway.clone(),
+            "exclude_ips" => out.exclude_ips = given.exclude_ips.clone(),
+            "mtu" => out.mtu = given.mtu,
+            "allowed_namespaces" => out.allowed_namespaces = given.allowed_namespaces.clone(),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "update_mask names {other:?}; spec fields are subnet, gateway, exclude_ips, mtu, allowed_namespaces"
+                )));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn to_pb(v: NetworkView) -> pb::Network {
@@ -88,19 +128,22 @@ impl NetworkService for Api {
     ) -> Result<Response<pb::Network>, Status> {
         let r = req.into_inner();
         let k = key(r.r#ref)?;
-        let s = r.spec.unwrap_or_default();
-        let spec = NetworkSpec {
-            subnet: opt(s.subnet),
-            gateway: opt(s.gateway),
-            exclude_ips: s.exclude_ips,
-            mtu: (s.mtu != 0).then_some(s.mtu),
-            allowed_namespaces: s.allowed_namespaces,
-        };
         let v = self.create(CreateNetwork {
             namespace: k.namespace,
             name: k.name,
-            spec,
+            spec: from_pb(r.spec.unwrap_or_default()),
         })?;
+        Ok(Response::new(to_pb(v)))
+    }
+
+    async fn update_network(
+        &self,
+        req: Request<pb::UpdateNetworkRequest>,
+    ) -> Result<Response<pb::Network>, Status> {
+        let r = req.into_inner();
+        let k = key(r.r#ref)?;
+        let given = from_pb(r.spec.unwrap_or_default());
+        let v = self.update(&k, |current| masked(current, &given, &r.update_mask))?;
         Ok(Response::new(to_pb(v)))
     }
 
@@ -179,5 +222,38 @@ impl NetworkService for Api {
             .map(attachment_pb)
             .collect();
         Ok(Response::new(pb::ListAttachmentsReply { attachments }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_mask_takes_only_the_named_fields() {
+        let current = VirtualNetworkSpec {
+            subnet: Some("10.1.0.0/24".into()),
+            mtu: Some(1400),
+            ..Default::default()
+        };
+        let given = from_pb(pb::NetworkSpec {
+            gateway: "10.1.0.1".into(),
+            allowed_namespaces: vec!["*".into()],
+            ..Default::default()
+        });
+        let only_gw = masked(&current, &given, &["gateway".into()]).unwrap();
+        assert_eq!(only_gw.gateway.as_deref(), Some("10.1.0.1"));
+        assert_eq!(
+            (only_gw.mtu, only_gw.allowed_namespaces.len()),
+            (Some(1400), 0)
+        );
+        // A named field left empty is removed.
+        let no_mtu = masked(&current, &given, &["mtu".into()]).unwrap();
+        assert_eq!((no_mtu.mtu, no_mtu.subnet), (None, current.subnet.clone()));
+        assert_eq!(masked(&current, &given, &[]).unwrap(), given);
+        assert!(matches!(
+            masked(&current, &given, &["colour".into()]),
+            Err(ApiError::BadRequest(m)) if m.contains("colour")
+        ));
     }
 }
