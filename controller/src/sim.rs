@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use weft_openflow::wire::{Action, GroupType, Instruction, OFPVID_PRESENT, OxmField, port_no};
 
 use crate::model::Model;
-use crate::rules::{FlowKey, FlowValue, SwitchState, WireState};
+use crate::pipeline::{FlowKey, FlowValue, SwitchState, WireState};
 
 /// Headers the pipeline looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use weft_controller::model::{
     Attachment, AttachmentId, Model, NetworkKey, NetworkSpec, Node, PodRef,
 };
 use weft_controller::pipeline::Index;
-use weft_controller::rules::{Group, Key, SwitchState, Value, WireState};
+use weft_controller::pipeline::{Group, Key, SwitchState, Value, WireState};
 use weft_controller::sim::{Packet, Trace, run_fabric, wire_fabric};
 
 /// One random fabric: node count, per network (has IPv4 subnet, has IPv6), attachments as
@@ -377,7 +377,7 @@ fn a_tagged_frame_from_a_tunnel_reaches_only_local_members_of_its_segment() {
 /// Applies a delta to a state the way a switch would: in OpenFlow form, parsed back like a
 /// read-back.
 fn apply(st: &mut SwitchState, d: &weft_controller::diff::Delta) {
-    use weft_controller::rules::{FlowKey, FlowValue, GroupValue};
+    use weft_controller::pipeline::{FlowKey, FlowValue, GroupValue};
     let key = |f: &weft_openflow::wire::FlowMod| {
         Key::from_wire(FlowKey {
             table: f.table_id,

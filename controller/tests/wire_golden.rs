@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use weft_controller::diff::diff;
 use weft_controller::model::{Attachment, AttachmentId, Model, NetworkKey, Node, PodRef};
 use weft_controller::pipeline::Index;
-use weft_controller::rules::SwitchState;
+use weft_controller::pipeline::SwitchState;
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/wire_bytes.txt");
 const CASES: u64 = 48;

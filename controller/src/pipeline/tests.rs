@@ -7,7 +7,6 @@ use weft_openflow::wire::{
 
 use super::*;
 use crate::diff::{diff, from_readback};
-use crate::pipeline::{cookie, flood_group, local_flood_group};
 
 const MAC: [u8; 6] = [2, 0, 0, 0, 0, 9];
 

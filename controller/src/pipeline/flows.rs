@@ -18,8 +18,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use weft_openflow::wire::{Action, Instruction, Match, OFPVID_PRESENT, OxmField};
 
 use super::wire::{FlowKey, FlowValue, canonical_instructions, canonical_match};
-use crate::pipeline::{
-    COOKIE_SEGMENT_MASK, META_FROM_TUNNEL, META_MASK, META_NET_MASK, cookie, priority, table,
+use super::{
+    COOKIE_SEGMENT_MASK, META_FROM_TUNNEL, META_MASK, META_NET_MASK, PIPELINE, Pipeline, cookie,
+    priority,
 };
 
 /// Ethertypes the port-security table matches.
@@ -90,16 +91,22 @@ pub enum Key {
 }
 
 impl Key {
+    /// The table number in [`PIPELINE`].
     pub fn table(&self) -> u8 {
+        self.table_in(&PIPELINE)
+    }
+
+    /// The table number in pipeline `p` (tests build pipelines with extra tables).
+    pub fn table_in(&self, p: &Pipeline) -> u8 {
         match self {
             Key::Miss { table } => *table,
-            Key::PodSource { .. } | Key::TunnelSource { .. } => table::CLASSIFY,
+            Key::PodSource { .. } | Key::TunnelSource { .. } => p.classify,
             Key::PortAny { .. }
             | Key::PortArp { .. }
             | Key::PortIpv4 { .. }
             | Key::PortIpv6 { .. }
-            | Key::PortIpv6LinkLocal { .. } => table::PORT_SECURITY,
-            Key::ToLocal { .. } | Key::ToRemote { .. } | Key::Flood { .. } => table::FORWARD,
+            | Key::PortIpv6LinkLocal { .. } => p.port_security,
+            Key::ToLocal { .. } | Key::ToRemote { .. } | Key::Flood { .. } => p.forward,
             Key::Other(k) => k.table,
         }
     }
@@ -205,10 +212,14 @@ impl Key {
 
     /// The OpenFlow form.
     pub fn to_wire(&self) -> FlowKey {
+        self.to_wire_in(&PIPELINE)
+    }
+
+    pub fn to_wire_in(&self, p: &Pipeline) -> FlowKey {
         match self {
             Key::Other(k) => (**k).clone(),
             _ => FlowKey {
-                table: self.table(),
+                table: self.table_in(p),
                 priority: self.priority(),
                 r#match: Match::new(self.fields()),
             },
@@ -218,73 +229,73 @@ impl Key {
     /// Parses a flow's identity, read back or from a flow-mod; never fails (anything that is
     /// not exactly one of ours is [`Key::Other`]).
     pub fn from_wire(key: FlowKey) -> Key {
+        Key::from_wire_in(key, &PIPELINE)
+    }
+
+    pub fn from_wire_in(key: FlowKey, p: &Pipeline) -> Key {
         let key = FlowKey {
             r#match: canonical_match(key.r#match),
             ..key
         };
-        match Key::candidate(&key) {
-            Some(k) if k.to_wire() == key => k,
+        match Key::candidate(&key, p) {
+            Some(k) if k.to_wire_in(p) == key => k,
             _ => Key::Other(Box::new(key)),
         }
     }
 
     /// The typed key `key` would be if it is one of ours (shape only; values checked by the
     /// caller's re-encoding).
-    fn candidate(key: &FlowKey) -> Option<Key> {
+    fn candidate(key: &FlowKey, p: &Pipeline) -> Option<Key> {
         use OxmField as F;
         let fields = key.r#match.fields.as_slice();
         if key.priority == priority::MISS {
             return fields.is_empty().then_some(Key::Miss { table: key.table });
         }
-        Some(match (key.table, fields) {
-            (table::CLASSIFY, [F::InPort(port), F::EthSrc { value, .. }]) => Key::PodSource {
+        let t = key.table;
+        Some(match fields {
+            [F::InPort(port), F::EthSrc { value, .. }] if t == p.classify => Key::PodSource {
                 port: *port,
                 mac: *value,
             },
-            (table::CLASSIFY, [F::InPort(port), F::VlanVid { value, .. }]) => Key::TunnelSource {
+            [F::InPort(port), F::VlanVid { value, .. }] if t == p.classify => Key::TunnelSource {
                 port: *port,
                 segment: low12(*value as u64),
             },
-            (table::PORT_SECURITY, [F::InPort(port)]) => Key::PortAny { port: *port },
-            (
-                table::PORT_SECURITY,
-                [
-                    F::InPort(port),
-                    F::EthType(_),
-                    F::ArpSpa { value: spa, .. },
-                    F::ArpSha { value: sha, .. },
-                ],
-            ) => Key::PortArp {
+            [F::InPort(port)] if t == p.port_security => Key::PortAny { port: *port },
+            [
+                F::InPort(port),
+                F::EthType(_),
+                F::ArpSpa { value: spa, .. },
+                F::ArpSha { value: sha, .. },
+            ] if t == p.port_security => Key::PortArp {
                 port: *port,
                 spa: *spa,
                 sha: *sha,
             },
-            (table::PORT_SECURITY, [F::InPort(port), F::EthType(_), F::Ipv4Src { value, .. }]) => {
+            [F::InPort(port), F::EthType(_), F::Ipv4Src { value, .. }] if t == p.port_security => {
                 Key::PortIpv4 {
                     port: *port,
                     ip: *value,
                 }
             }
-            (
-                table::PORT_SECURITY,
-                [F::InPort(port), F::EthType(_), F::Ipv6Src { value, mask }],
-            ) => match mask {
-                None => Key::PortIpv6 {
-                    port: *port,
-                    ip: *value,
-                },
-                Some(_) => Key::PortIpv6LinkLocal { port: *port },
-            },
-            (
-                table::FORWARD,
-                [
-                    F::Metadata { value, mask },
-                    F::EthDst {
-                        value: mac,
-                        mask: m,
+            [F::InPort(port), F::EthType(_), F::Ipv6Src { value, mask }]
+                if t == p.port_security =>
+            {
+                match mask {
+                    None => Key::PortIpv6 {
+                        port: *port,
+                        ip: *value,
                     },
-                ],
-            ) => {
+                    Some(_) => Key::PortIpv6LinkLocal { port: *port },
+                }
+            }
+            [
+                F::Metadata { value, mask },
+                F::EthDst {
+                    value: mac,
+                    mask: m,
+                },
+            ] if t == p.forward => {
                 let segment = low12(*value);
                 match (key.priority, m) {
                     (priority::FLOOD, _) => Key::Flood {
@@ -305,11 +316,14 @@ impl Key {
 pub enum Value {
     /// No instructions, the shared cookie: the table-miss drop.
     Drop,
-    /// A pod's frame: metadata = its network, on to port security.
+    /// The shared cookie, on to table `to`: the table-miss entry of a pass-through table.
+    Goto { to: u8 },
+    /// A pod's frame: metadata = its network, on to the next table for pods.
     Classify { segment: u16 },
-    /// Passed port security: on to forward.
+    /// Passed port security: on to the next table.
     Admit { segment: u16 },
-    /// A tunnel frame: pop the tag, metadata = network + "from tunnel", on to forward.
+    /// A tunnel frame: pop the tag, metadata = network + "from tunnel", on to the next table
+    /// for tunnel frames.
     Untag { segment: u16 },
     /// Out of local port `port`.
     Output { segment: u16, port: u32 },
@@ -324,7 +338,7 @@ pub enum Value {
 impl Value {
     pub fn cookie(&self) -> u64 {
         match self {
-            Value::Drop => cookie(0),
+            Value::Drop | Value::Goto { .. } => cookie(0),
             Value::Classify { segment }
             | Value::Admit { segment }
             | Value::Untag { segment }
@@ -335,26 +349,32 @@ impl Value {
         }
     }
 
-    /// The instructions, in canonical order.
+    /// The instructions in [`PIPELINE`], in canonical order.
     pub fn instructions(&self) -> Vec<Instruction> {
+        self.instructions_in(&PIPELINE)
+    }
+
+    /// The instructions in pipeline `p`: goto targets are the next tables of its list.
+    pub fn instructions_in(&self, p: &Pipeline) -> Vec<Instruction> {
         use Instruction as I;
         match self {
             Value::Drop => vec![],
+            Value::Goto { to } => vec![I::GotoTable(*to)],
             Value::Classify { segment } => vec![
                 I::WriteMetadata {
                     metadata: meta(*segment, false),
                     mask: META_MASK,
                 },
-                I::GotoTable(table::PORT_SECURITY),
+                I::GotoTable(p.after_classify_pod),
             ],
-            Value::Admit { .. } => vec![I::GotoTable(table::FORWARD)],
+            Value::Admit { .. } => vec![I::GotoTable(p.after_port_security)],
             Value::Untag { segment } => vec![
                 I::ApplyActions(vec![Action::PopVlan]),
                 I::WriteMetadata {
                     metadata: meta(*segment, true),
                     mask: META_MASK,
                 },
-                I::GotoTable(table::FORWARD),
+                I::GotoTable(p.after_classify_tunnel),
             ],
             Value::Output { port, .. } => vec![I::ApplyActions(vec![Action::output(*port)])],
             Value::Tag { segment, tunnel } => vec![I::ApplyActions(tag_actions(*segment, *tunnel))],
@@ -365,23 +385,31 @@ impl Value {
 
     /// The OpenFlow form.
     pub fn to_wire(&self) -> FlowValue {
+        self.to_wire_in(&PIPELINE)
+    }
+
+    pub fn to_wire_in(&self, p: &Pipeline) -> FlowValue {
         match self {
             Value::Other(v) => (**v).clone(),
             _ => FlowValue {
                 cookie: self.cookie(),
-                instructions: self.instructions(),
+                instructions: self.instructions_in(p),
             },
         }
     }
 
     /// Parses what a flow does; never fails (see [`Key::from_wire`]).
     pub fn from_wire(value: FlowValue) -> Value {
+        Value::from_wire_in(value, &PIPELINE)
+    }
+
+    pub fn from_wire_in(value: FlowValue, p: &Pipeline) -> Value {
         let value = FlowValue {
             cookie: value.cookie,
             instructions: canonical_instructions(value.instructions),
         };
         match Value::candidate(&value) {
-            Some(v) if v.to_wire() == value => v,
+            Some(v) if v.to_wire_in(p) == value => v,
             _ => Value::Other(Box::new(value)),
         }
     }
@@ -394,6 +422,8 @@ impl Value {
             [I::WriteMetadata { metadata, .. }, I::GotoTable(_)] => Value::Classify {
                 segment: low12(*metadata),
             },
+            // Segment 0 is no network's: the shared cookie.
+            [I::GotoTable(to)] if segment == 0 => Value::Goto { to: *to },
             [I::GotoTable(_)] => Value::Admit { segment },
             [
                 I::ApplyActions(_),
