@@ -9,8 +9,10 @@ use proptest::prelude::*;
 use weft_controller::model::{
     Attachment, AttachmentId, Model, NetworkKey, NetworkSpec, Node, PodRef,
 };
-use weft_controller::pipeline::Index;
-use weft_controller::pipeline::{Group, Key, SwitchState, Value, WireState};
+use weft_controller::pipeline::{
+    CLASSIFY, FORWARD, Group, Index, Ingress, Key, Miss, PIPELINE, PORT_SECURITY, Pipeline,
+    SwitchState, Table, Value, WireState,
+};
 use weft_controller::sim::{Packet, Trace, run_fabric, wire_fabric};
 
 /// One random fabric: node count, per network (has IPv4 subnet, has IPv6), attachments as
@@ -171,23 +173,30 @@ fn send(
 /// The typed state of a switch and its OpenFlow form are the same thing: every flow and group
 /// converts to the wire and parses back to itself (nothing lost, nothing merged, nothing
 /// foreign), so what the simulator checks below is what the controller holds and diffs.
-fn round_trips(node: &str, st: &SwitchState) -> Result<(), TestCaseError> {
+fn round_trips(node: &str, st: &SwitchState, p: &Pipeline) -> Result<(), TestCaseError> {
     prop_assert!(!st.flows.keys().any(|k| matches!(k, Key::Other(_))));
     prop_assert!(!st.flows.values().any(|v| matches!(v, Value::Other(_))));
     prop_assert!(!st.groups.values().any(|g| matches!(g, Group::Other(_))));
-    let wire = st.to_wire();
-    let back = SwitchState::from_wire(wire.flows, wire.groups);
+    let wire = st.to_wire_in(p);
+    let back = SwitchState::from_wire_in(wire.flows, wire.groups, p);
     prop_assert_eq!(&back, st, "round trip on {}", node);
     Ok(())
 }
 
 fn check(f: &Fabric) -> Result<(), TestCaseError> {
+    check_in(f, &PIPELINE)
+}
+
+/// Every property, for the switches of pipeline `p`.
+fn check_in(f: &Fabric, p: &Pipeline) -> Result<(), TestCaseError> {
     let m = build(f);
-    let typed = Index::new(&m).all_switches();
-    for (node, st) in &typed {
-        round_trips(node, st)?;
+    let index = Index::new(&m);
+    let mut sw = BTreeMap::new();
+    for node in m.nodes.keys() {
+        let st = index.switch_state_in(node, p);
+        round_trips(node, &st, p)?;
+        sw.insert(node.clone(), st.to_wire_in(p));
     }
-    let sw = wire_fabric(&typed);
     let atts: Vec<&Attachment> = m.attachments.values().collect();
     let by_port: BTreeMap<(&str, u32), &Attachment> = atts
         .iter()
@@ -342,6 +351,50 @@ proptest! {
     #[test]
     fn random_fabrics_are_reachable_isolated_and_loop_free(f in fabric()) {
         check(&f)?;
+    }
+}
+
+/// A stage inserted between port security and forward, the way ACLs, QoS or mirroring will
+/// come: one entry in the table list plus its flows (here only its table-miss entry, which
+/// passes everything on).
+const PASS_THROUGH: Table = Table {
+    name: "pass-through",
+    matches: &[],
+    ingress: Ingress::Pods,
+    miss: Miss::Continue,
+    purpose: "every frame goes on to the next table",
+};
+
+static WITH_PASS_THROUGH: &[Table] = &[CLASSIFY, PORT_SECURITY, PASS_THROUGH, FORWARD];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    #[test]
+    fn an_inserted_pass_through_table_keeps_every_property(f in fabric()) {
+        let p = Pipeline::new(WITH_PASS_THROUGH).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        check_in(&f, &p)?;
+        // It really is in the path: port security hands frames to it, forward moved to 3.
+        use weft_openflow::wire::Instruction;
+        let m = build(&f);
+        let index = Index::new(&m);
+        for node in m.nodes.keys().filter(|n| m.attachments.values().any(|a| &a.node == *n)) {
+            let wire = index.switch_state_in(node, &p).to_wire_in(&p);
+            let gotos = |table: u8| -> Vec<u8> {
+                wire.flows
+                    .iter()
+                    .filter(|(k, _)| k.table == table)
+                    .flat_map(|(_, v)| v.instructions.iter())
+                    .filter_map(|i| match i {
+                        Instruction::GotoTable(t) => Some(*t),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            prop_assert!(!gotos(1).is_empty() && gotos(1).iter().all(|t| *t == 2));
+            prop_assert_eq!(gotos(2), vec![3]);
+            prop_assert!(wire.flows.iter().any(|(k, _)| k.table == 3 && k.priority > 0));
+        }
     }
 }
 

@@ -25,6 +25,8 @@ mod state;
 mod wire;
 
 #[cfg(test)]
+mod table_tests;
+#[cfg(test)]
 mod tests;
 
 pub use compute::{Index, desired_state, network_delta};

@@ -11,7 +11,7 @@ use crate::diff::{diff, from_readback};
 const MAC: [u8; 6] = [2, 0, 0, 0, 0, 9];
 
 /// One of every key kind the pipeline writes, with the value it writes with it.
-fn samples() -> Vec<(Key, Value)> {
+pub(super) fn samples() -> Vec<(Key, Value)> {
     let s = 7;
     vec![
         (Key::Miss { table: 0 }, Value::Drop),
