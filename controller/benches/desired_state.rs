@@ -8,10 +8,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
+use weft_api::VirtualNetworkSpec;
 use weft_controller::changes::Change;
-use weft_controller::model::{
-    Attachment, AttachmentId, Model, Network, NetworkKey, NetworkSpec, Node, PodRef,
-};
+use weft_controller::model::{Attachment, AttachmentId, Model, Network, NetworkKey, Node, PodRef};
 use weft_controller::pipeline::{Index, network_delta};
 
 /// The allocator the controller binary uses.
@@ -111,7 +110,7 @@ fn build(nodes: usize, networks: usize, attachments: usize) -> Model {
     }
     for n in 0..networks {
         let key = NetworkKey::new("ns", format!("n{n}"));
-        let spec = NetworkSpec {
+        let spec = VirtualNetworkSpec {
             subnet: Some(format!("10.{}.{}.0/24", n >> 8, n & 0xff)),
             ..Default::default()
         };

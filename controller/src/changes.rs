@@ -135,8 +135,9 @@ impl ChangeLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Attachment, AttachmentId, Network, NetworkSpec, Node, PodRef};
+    use crate::model::{Attachment, AttachmentId, Network, Node, PodRef};
     use std::net::{IpAddr, Ipv4Addr};
+    use weft_api::VirtualNetworkSpec;
 
     fn att(id: &str, node: &str, net: &NetworkKey) -> Attachment {
         Attachment {
@@ -172,7 +173,7 @@ mod tests {
         }
         let (x, y) = (NetworkKey::new("ns", "x"), NetworkKey::new("ns", "y"));
         for (k, s) in [(&x, 1), (&y, 2)] {
-            let net = Network::from_spec(k.clone(), &NetworkSpec::default(), s).unwrap();
+            let net = Network::from_spec(k.clone(), &VirtualNetworkSpec::default(), s).unwrap();
             m.networks.insert(k.clone(), net);
         }
         let a = att("p1", "a", &x);

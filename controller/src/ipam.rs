@@ -83,12 +83,40 @@ fn from_u128(v: u128, like: IpAddr) -> IpAddr {
     }
 }
 
-/// Addresses of `net` that may never be handed out, whatever is allocated.
-fn reserved_by_network(net: &Network, subnet: &IpNet, ip: IpAddr) -> bool {
-    ip == subnet.network()
-        || (subnet.addr().is_ipv4() && ip == subnet.broadcast() && subnet.prefix_len() < 31)
-        || net.gateway == Some(ip)
-        || net.exclude.iter().any(|e| e.contains(&ip))
+/// Why an address of a network's subnet is never handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reserved {
+    NetworkAddress,
+    Broadcast,
+    Gateway,
+    Excluded,
+}
+
+impl std::fmt::Display for Reserved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reserved::NetworkAddress => "network address",
+            Reserved::Broadcast => "broadcast address",
+            Reserved::Gateway => "gateway",
+            Reserved::Excluded => "excluded range",
+        })
+    }
+}
+
+/// Whether `net` keeps `ip` (inside `subnet`) for itself, whatever is allocated. The one rule for
+/// handing addresses out and for checking that an edit leaves attached pods their addresses.
+pub(crate) fn reserved_by_network(net: &Network, subnet: &IpNet, ip: IpAddr) -> Option<Reserved> {
+    if ip == subnet.network() {
+        Some(Reserved::NetworkAddress)
+    } else if subnet.addr().is_ipv4() && ip == subnet.broadcast() && subnet.prefix_len() < 31 {
+        Some(Reserved::Broadcast)
+    } else if net.gateway == Some(ip) {
+        Some(Reserved::Gateway)
+    } else if net.exclude.iter().any(|e| e.contains(&ip)) {
+        Some(Reserved::Excluded)
+    } else {
+        None
+    }
 }
 
 /// Every address held on `key` by attachments other than `except`.
@@ -121,7 +149,7 @@ fn first_free(
             v = to_u128(e.broadcast()).checked_add(1)?;
             continue;
         }
-        if !used.contains(&ip) && !reserved_by_network(net, subnet, ip) {
+        if !used.contains(&ip) && reserved_by_network(net, subnet, ip).is_none() {
             return Some(ip);
         }
         v = v.checked_add(1)?;
@@ -190,7 +218,7 @@ pub fn reserve(model: &mut Model, req: ReserveRequest) -> Result<Reservation, Mo
             if used.contains(ip) {
                 return Err(ModelError::DuplicateIp(*ip, req.network.clone()));
             }
-            if reserved_by_network(&net, &subnet, *ip) {
+            if reserved_by_network(&net, &subnet, *ip).is_some() {
                 return Err(ModelError::IpReserved(*ip));
             }
             ips.push(
@@ -249,9 +277,9 @@ pub fn usage(model: &Model, key: &NetworkKey) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::NetworkSpec;
+    use weft_api::VirtualNetworkSpec;
 
-    fn model(spec: NetworkSpec) -> (Model, NetworkKey) {
+    fn model(spec: VirtualNetworkSpec) -> (Model, NetworkKey) {
         let mut m = Model::default();
         let key = NetworkKey::new("ns", "red");
         m.add_network(key.clone(), &spec).unwrap();
@@ -278,7 +306,7 @@ mod tests {
 
     #[test]
     fn skips_network_gateway_excludes_and_broadcast_and_is_idempotent() {
-        let (mut m, key) = model(NetworkSpec {
+        let (mut m, key) = model(VirtualNetworkSpec {
             subnet: Some("10.1.0.0/29".into()),
             gateway: Some("10.1.0.1".into()),
             exclude_ips: vec!["10.1.0.2/31".into()],
@@ -310,7 +338,7 @@ mod tests {
 
     #[test]
     fn static_requests_are_honoured_or_refused() {
-        let (mut m, key) = model(NetworkSpec {
+        let (mut m, key) = model(VirtualNetworkSpec {
             subnet: Some("10.1.0.0/24".into()),
             gateway: Some("10.1.0.1".into()),
             ..Default::default()

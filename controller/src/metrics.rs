@@ -173,7 +173,8 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Model, NetworkKey, NetworkSpec};
+    use crate::model::{Model, NetworkKey};
+    use weft_api::VirtualNetworkSpec;
 
     #[test]
     fn renders_counters_and_ipam_usage() {
@@ -182,7 +183,7 @@ mod tests {
             .update(|m| {
                 m.add_network(
                     NetworkKey::new("ns", "a\"b"),
-                    &NetworkSpec {
+                    &VirtualNetworkSpec {
                         subnet: Some("10.0.0.0/30".into()),
                         ..Default::default()
                     },
@@ -194,7 +195,7 @@ mod tests {
             .update(|m| {
                 m.add_network(
                     NetworkKey::new("ns", "a"),
-                    &NetworkSpec {
+                    &VirtualNetworkSpec {
                         subnet: Some("10.0.0.0/30".into()),
                         ..Default::default()
                     },

@@ -226,7 +226,8 @@ impl Persist for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{NetworkKey, NetworkSpec, PodRef};
+    use crate::model::{NetworkKey, PodRef};
+    use weft_api::VirtualNetworkSpec;
 
     struct TempDir(std::path::PathBuf);
     impl TempDir {
@@ -247,7 +248,8 @@ mod tests {
         let mut m = m.clone();
         let net = NetworkKey::new("ns", "a");
         if !m.networks.contains_key(&net) {
-            m.add_network(net.clone(), &NetworkSpec::default()).unwrap();
+            m.add_network(net.clone(), &VirtualNetworkSpec::default())
+                .unwrap();
         }
         m.nodes.entry("n1".into()).or_insert(Node {
             name: "n1".into(),
@@ -284,7 +286,7 @@ mod tests {
             let s = RedbStore::open(&path).unwrap();
             assert_eq!(s.load().unwrap(), (Model::default(), 0));
             let mut m = Model::default();
-            m.add_network(NetworkKey::new("ns", "a"), &NetworkSpec::default())
+            m.add_network(NetworkKey::new("ns", "a"), &VirtualNetworkSpec::default())
                 .unwrap();
             s.save(7, &Model::default(), &m, true).unwrap();
         }
@@ -341,6 +343,61 @@ mod tests {
         let m2 = with_pod(&m, "p22");
         s.save(10, &m, &m2, true).unwrap();
         assert_eq!(s.load().unwrap(), (m2, 10));
+    }
+
+    /// Records exactly as earlier releases wrote them: the in-memory types may change, the
+    /// files on disk must still load.
+    #[test]
+    fn records_of_earlier_releases_load() {
+        let dir = TempDir::new("records");
+        let path = dir.0.join("state.redb");
+        let rows = [
+            (
+                NODES,
+                r#""n1""#,
+                r#"{"name":"n1","underlay_ip":"192.0.2.1","datapath_id":7,"tunnel_ports":{"n2":9}}"#,
+            ),
+            (
+                NETWORKS,
+                r#"{"namespace":"ns","name":"a"}"#,
+                r#"{"key":{"namespace":"ns","name":"a"},"segment":3,"subnet":"10.1.0.0/24","gateway":"10.1.0.1","exclude":["10.1.0.128/25"],"mtu":1400,"allowed_namespaces":["*"]}"#,
+            ),
+            (
+                ATTACHMENTS,
+                r#"{"container_id":"c1","ifname":"net1"}"#,
+                r#"{"id":{"container_id":"c1","ifname":"net1"},"network":{"namespace":"ns","name":"a"},"node":"n1","ofport":5,"mac":[2,0,0,0,0,1],"ips":["10.1.0.2"],"pod":{"namespace":"ns","name":"p","uid":"u"}}"#,
+            ),
+            (
+                RESERVATIONS,
+                r#"{"container_id":"c1","ifname":"net1"}"#,
+                r#"{"network":{"namespace":"ns","name":"a"},"node":"n1","pod":{"namespace":"ns","name":"p","uid":"u"},"mac":[2,0,0,0,0,1],"ips":["10.1.0.2/24"]}"#,
+            ),
+        ];
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            for (def, k, v) in rows {
+                tx.open_table(def).unwrap().insert(k, v.as_bytes()).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let (m, _) = RedbStore::open(&path).unwrap().load().unwrap();
+        let net = &m.networks[&NetworkKey::new("ns", "a")];
+        assert_eq!(net.segment, 3);
+        let spec = net.spec();
+        assert_eq!(spec.subnet.as_deref(), Some("10.1.0.0/24"));
+        assert_eq!(spec.exclude_ips, ["10.1.0.128/25"]);
+        assert_eq!(
+            (spec.mtu, spec.allowed_namespaces),
+            (Some(1400), vec!["*".into()])
+        );
+        assert_eq!(m.nodes["n1"].tunnel_ports["n2"], 9);
+        let id = AttachmentId {
+            container_id: "c1".into(),
+            ifname: "net1".into(),
+        };
+        assert_eq!(m.attachments[&id].ofport, 5);
+        assert_eq!(m.reservations[&id].ips[0].to_string(), "10.1.0.2/24");
     }
 
     #[test]

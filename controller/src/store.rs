@@ -173,7 +173,8 @@ impl ModelStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{NetworkKey, NetworkSpec};
+    use crate::model::NetworkKey;
+    use weft_api::VirtualNetworkSpec;
 
     #[test]
     fn failed_updates_change_nothing_and_noops_keep_the_version() {
@@ -181,14 +182,14 @@ mod tests {
         let key = NetworkKey::new("ns", "a");
         let (_, v) = s
             .update(|m| {
-                m.add_network(key.clone(), &NetworkSpec::default())
+                m.add_network(key.clone(), &VirtualNetworkSpec::default())
                     .map(|_| ())
             })
             .unwrap();
         assert_eq!(v, 1);
         let err = s
             .update(|m| {
-                m.add_network(key.clone(), &NetworkSpec::default())
+                m.add_network(key.clone(), &VirtualNetworkSpec::default())
                     .map(|_| ())
             })
             .unwrap_err();

@@ -101,7 +101,7 @@ fn red_with_one_pod() -> Api {
         .update(|m: &mut Model| {
             m.add_network(
                 NetworkKey::new("ns", "red"),
-                &weft_controller::model::NetworkSpec {
+                &weft_api::VirtualNetworkSpec {
                     subnet: Some("10.1.0.0/24".into()),
                     ..Default::default()
                 },

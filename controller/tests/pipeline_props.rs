@@ -6,9 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
-use weft_controller::model::{
-    Attachment, AttachmentId, Model, NetworkKey, NetworkSpec, Node, PodRef,
-};
+use weft_api::VirtualNetworkSpec;
+use weft_controller::model::{Attachment, AttachmentId, Model, NetworkKey, Node, PodRef};
 use weft_controller::pipeline::{
     CLASSIFY, FORWARD, Group, Index, Ingress, Key, Miss, PIPELINE, PORT_SECURITY, Pipeline,
     SwitchState, Table, Value, WireState,
@@ -89,7 +88,7 @@ fn build(f: &Fabric) -> Model {
             (false, true) => Some(format!("fd00:{n}::/64")),
             (false, false) => None,
         };
-        let spec = NetworkSpec {
+        let spec = VirtualNetworkSpec {
             subnet,
             ..Default::default()
         };

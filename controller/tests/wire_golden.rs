@@ -63,7 +63,7 @@ fn model(seed: u64) -> Model {
     }
     let kinds: Vec<u64> = (0..networks).map(|_| r.below(3)).collect();
     for (n, kind) in kinds.iter().enumerate() {
-        let spec = weft_controller::model::NetworkSpec {
+        let spec = weft_api::VirtualNetworkSpec {
             subnet: subnet(*kind, n),
             ..Default::default()
         };

@@ -9,30 +9,8 @@ use weft_api::{AttachmentStatus, VirtualNetworkSpec, VirtualNetworkStatus};
 
 use crate::ipam::{self, Reservation};
 use crate::model::{
-    Attachment, AttachmentId, Model, ModelError, Network, NetworkKey, NetworkSpec, PodRef, fmt_mac,
+    Attachment, AttachmentId, Model, ModelError, Network, NetworkKey, PodRef, fmt_mac,
 };
-
-/// The model's spec for a resource's spec (same fields, same meaning).
-pub fn network_spec(s: &VirtualNetworkSpec) -> NetworkSpec {
-    NetworkSpec {
-        subnet: s.subnet.clone(),
-        gateway: s.gateway.clone(),
-        exclude_ips: s.exclude_ips.clone(),
-        mtu: s.mtu,
-        allowed_namespaces: s.allowed_namespaces.clone(),
-    }
-}
-
-/// The spec a validated network runs, for `status.appliedSpec`.
-pub fn applied_spec(n: &Network) -> VirtualNetworkSpec {
-    VirtualNetworkSpec {
-        subnet: n.subnet.map(|s| s.to_string()),
-        gateway: n.gateway.map(|g| g.to_string()),
-        exclude_ips: n.exclude.iter().map(|e| e.to_string()).collect(),
-        mtu: n.mtu,
-        allowed_namespaces: n.allowed_namespaces.clone(),
-    }
-}
 
 /// Why a spec was not put into the model.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,7 +50,7 @@ fn invalid(e: ModelError) -> SpecRejected {
 pub fn upsert_network(
     model: &mut Model,
     key: &NetworkKey,
-    spec: &NetworkSpec,
+    spec: &VirtualNetworkSpec,
 ) -> Result<u16, SpecRejected> {
     let Some(old) = model.networks.get(key) else {
         return model
@@ -122,23 +100,14 @@ pub fn upsert_network(
     Ok(segment)
 }
 
-fn address_problem(net: &Network, ip: IpAddr) -> Option<&'static str> {
+/// Why a pod's address would not fit network `net`, or `None` when it does: the same rule IPAM
+/// applies when it hands addresses out, so an edit never accepts what a new pod would be refused.
+fn address_problem(net: &Network, ip: IpAddr) -> Option<String> {
     let subnet = net.subnet?;
     if !subnet.contains(&ip) {
-        return Some("is outside the new subnet");
+        return Some("is outside the new subnet".into());
     }
-    if net.gateway == Some(ip) {
-        return Some("is the new gateway");
-    }
-    if net.exclude.iter().any(|e| e.contains(&ip)) {
-        return Some("is excluded");
-    }
-    if ip == subnet.network()
-        || (ip.is_ipv4() && ip == subnet.broadcast() && subnet.prefix_len() < 31)
-    {
-        return Some("is the new subnet's network or broadcast address");
-    }
-    None
+    ipam::reserved_by_network(net, &subnet, ip).map(|why| format!("is the new spec's {why}"))
 }
 
 /// Pod interfaces on `key`, sorted, as status shows them.
@@ -174,7 +143,7 @@ pub fn model_status(model: &Model, key: &NetworkKey) -> Option<VirtualNetworkSta
         .sum();
     Some(VirtualNetworkStatus {
         segment: Some(net.segment),
-        applied_spec: Some(applied_spec(net)),
+        applied_spec: Some(net.spec()),
         attachment_count: u32::try_from(attachments.len()).unwrap_or(u32::MAX),
         attachments,
         allocated_ips: allocated,
@@ -210,12 +179,12 @@ pub fn restore_into(
     status: &VirtualNetworkStatus,
 ) -> Option<()> {
     let segment = status.segment?;
-    let spec = network_spec(status.applied_spec.as_ref()?);
+    let spec = status.applied_spec.as_ref()?;
     if model.networks.values().any(|n| n.segment == segment) {
         tracing::warn!(network = %key, segment, "segment recorded twice; the network gets a new one");
         return None;
     }
-    let net = Network::from_spec(key.clone(), &spec, segment).ok()?;
+    let net = Network::from_spec(key.clone(), spec, segment).ok()?;
     let prefix = net.subnet.map(|s| s.prefix_len());
     model.networks.insert(key.clone(), net);
     for a in &status.attachments {
@@ -273,8 +242,8 @@ mod tests {
     use crate::ipam::ReserveRequest;
     use crate::model::Node;
 
-    fn spec(subnet: &str) -> NetworkSpec {
-        NetworkSpec {
+    fn spec(subnet: &str) -> VirtualNetworkSpec {
+        VirtualNetworkSpec {
             subnet: Some(subnet.into()),
             ..Default::default()
         }
@@ -346,7 +315,7 @@ mod tests {
         );
         assert_eq!(m, before);
         // Making its address the gateway is refused too.
-        let gw = NetworkSpec {
+        let gw = VirtualNetworkSpec {
             gateway: Some("10.1.0.9".into()),
             ..spec("10.1.0.0/16")
         };

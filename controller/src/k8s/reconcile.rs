@@ -198,10 +198,9 @@ async fn apply(vn: &VirtualNetwork, ctx: &Context, key: &NetworkKey) -> Result<A
         // The patch changes the object: the watch brings it back with the finalizer.
         return Ok(Action::await_change());
     }
-    let spec = convert::network_spec(&vn.spec);
     let (outcome, _) = ctx
         .store
-        .update(|m| Ok(convert::upsert_network(m, key, &spec)))?;
+        .update(|m| Ok(convert::upsert_network(m, key, &vn.spec)))?;
     let snap = ctx.store.snapshot();
     let segment = snap.model.networks.get(key).map(|n| n.segment);
     let old = vn.status.clone().unwrap_or_default();

@@ -8,7 +8,9 @@ use weft_proto::northbound::v1 as pb;
 use weft_proto::northbound::v1::network_service_server::NetworkService;
 
 use super::{Api, ApiError, AttachmentView, CreateNetwork, NetworkView};
-use crate::model::{NetworkKey, NetworkSpec};
+use weft_api::VirtualNetworkSpec;
+
+use crate::model::NetworkKey;
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
@@ -84,7 +86,7 @@ impl NetworkService for Api {
         let r = req.into_inner();
         let k = key(r.r#ref)?;
         let s = r.spec.unwrap_or_default();
-        let spec = NetworkSpec {
+        let spec = VirtualNetworkSpec {
             subnet: opt(s.subnet),
             gateway: opt(s.gateway),
             exclude_ips: s.exclude_ips,

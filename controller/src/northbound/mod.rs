@@ -7,7 +7,9 @@ pub mod rest;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Model, ModelError, NetworkKey, NetworkSpec, fmt_mac};
+use weft_api::VirtualNetworkSpec;
+
+use crate::model::{Model, ModelError, NetworkKey, fmt_mac};
 use crate::store::{ModelStore, Snapshot, StoreError};
 
 /// A network as the API shows it.
@@ -16,7 +18,7 @@ use crate::store::{ModelStore, Snapshot, StoreError};
 pub struct NetworkView {
     pub namespace: String,
     pub name: String,
-    pub spec: NetworkSpec,
+    pub spec: VirtualNetworkSpec,
     pub segment: u16,
     pub attachments: usize,
     /// Every connected switch holding members of this network has confirmed the current model.
@@ -30,7 +32,7 @@ pub struct CreateNetwork {
     pub namespace: String,
     pub name: String,
     #[serde(default)]
-    pub spec: NetworkSpec,
+    pub spec: VirtualNetworkSpec,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,16 +100,6 @@ impl From<StoreError> for ApiError {
     }
 }
 
-fn spec_of(n: &crate::model::Network) -> NetworkSpec {
-    NetworkSpec {
-        subnet: n.subnet.map(|s| s.to_string()),
-        gateway: n.gateway.map(|g| g.to_string()),
-        exclude_ips: n.exclude.iter().map(|e| e.to_string()).collect(),
-        mtu: n.mtu,
-        allowed_namespaces: n.allowed_namespaces.clone(),
-    }
-}
-
 fn view(
     snap: &Snapshot,
     confirmed: &std::collections::BTreeMap<String, u64>,
@@ -122,7 +114,7 @@ fn view(
     Some(NetworkView {
         namespace: key.namespace.clone(),
         name: key.name.clone(),
-        spec: spec_of(n),
+        spec: n.spec(),
         segment: n.segment,
         attachments: members.len(),
         ready,

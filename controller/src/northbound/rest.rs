@@ -56,9 +56,31 @@ async fn list(
     Ok(axum::Json(api.list(q.get("namespace").map(String::as_str))))
 }
 
+fn bad_body(e: &dyn std::fmt::Display) -> ApiError {
+    ApiError::BadRequest(format!("invalid request body: {e}"))
+}
+
+/// Deserializes a request, refusing fields nothing reads, so a typo is an error, not a default
+/// (the spec type is shared with the CRD, which must accept fields of newer versions).
+fn strict<'de, T: serde::Deserialize<'de>>(
+    de: impl serde::Deserializer<'de, Error = serde_json::Error>,
+) -> Result<T, ApiError> {
+    let mut unknown = Vec::new();
+    let v = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
+        .map_err(|e| bad_body(&e))?;
+    match unknown.is_empty() {
+        true => Ok(v),
+        false => Err(bad_body(&format_args!(
+            "unknown field {}",
+            unknown.join(", ")
+        ))),
+    }
+}
+
 async fn create(State(api): State<Api>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
-    let req: CreateNetwork = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")))?;
+    let mut de = serde_json::Deserializer::from_slice(&body);
+    let req: CreateNetwork = strict(&mut de)?;
+    de.end().map_err(|e| bad_body(&e))?;
     let created = api.create(req)?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
