@@ -12,9 +12,16 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use weft_controller::diff::diff;
 use weft_controller::model::{Attachment, AttachmentId, Model, NetworkKey, Node, PodRef};
 use weft_controller::pipeline::Index;
-use weft_controller::pipeline::SwitchState;
+use weft_controller::pipeline::{Key, SwitchState};
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/wire_bytes.txt");
+/// The same models without the flows that let every EtherType through (the shared guards and
+/// the per-port "other EtherTypes" entries): what the pipeline wrote before those existed, so
+/// adding them provably changed nothing else.
+const GOLDEN_ADDRESS_CHECKS_ONLY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/golden/wire_bytes_address_checks_only.txt"
+);
 const CASES: u64 = 48;
 
 /// xorshift64*: deterministic across platforms and crate versions.
@@ -156,7 +163,7 @@ fn line(out: &mut String, case: u64, node: &str, what: &str, msgs: &[Vec<u8>]) {
     );
 }
 
-fn record() -> String {
+fn record(keep: impl Fn(&Key) -> bool) -> String {
     let mut out = String::new();
     for case in 0..CASES {
         let m = model(case);
@@ -168,7 +175,8 @@ fn record() -> String {
         }
         let less_index = Index::new(&less);
         for node in m.nodes.keys() {
-            let full = index.switch_state(node);
+            let mut full = index.switch_state(node);
+            full.flows.retain(|k, _| keep(k));
             line(
                 &mut out,
                 case,
@@ -176,22 +184,21 @@ fn record() -> String {
                 "install",
                 &messages(&SwitchState::default(), &full),
             );
-            let after = less_index.switch_state(node);
+            let mut after = less_index.switch_state(node);
+            after.flows.retain(|k, _| keep(k));
             line(&mut out, case, node, "detach", &messages(&full, &after));
         }
     }
     out
 }
 
-#[test]
-fn the_bytes_sent_to_switches_are_the_pinned_ones() {
-    let got = record();
+fn compare(golden: &str, got: &str) {
     if std::env::var_os("WEFT_BLESS").is_some() {
-        std::fs::create_dir_all(std::path::Path::new(GOLDEN).parent().expect("has a parent"))
+        std::fs::create_dir_all(std::path::Path::new(golden).parent().expect("has a parent"))
             .expect("create golden dir");
-        std::fs::write(GOLDEN, &got).expect("write golden file");
+        std::fs::write(golden, got).expect("write golden file");
     }
-    let want = std::fs::read_to_string(GOLDEN).expect("golden file (bless with WEFT_BLESS=1)");
+    let want = std::fs::read_to_string(golden).expect("golden file (bless with WEFT_BLESS=1)");
     // Line by line, so a failure names the case and node that changed.
     for (g, w) in got.lines().zip(want.lines()) {
         assert_eq!(g, w);
@@ -199,4 +206,21 @@ fn the_bytes_sent_to_switches_are_the_pinned_ones() {
     assert_eq!(got.lines().count(), want.lines().count());
     // The generator must exercise something: flows on many switches.
     assert!(got.lines().filter(|l| !l.contains("msgs=0 ")).count() > CASES as usize);
+}
+
+#[test]
+fn the_bytes_sent_to_switches_are_the_pinned_ones() {
+    compare(GOLDEN, &record(|_| true));
+}
+
+#[test]
+fn without_the_ethertype_flows_the_bytes_are_the_address_checks_of_before() {
+    let others = |k: &Key| matches!(k, Key::Guard { .. } | Key::PortOtherTypes { .. });
+    let all = record(|_| true);
+    compare(GOLDEN_ADDRESS_CHECKS_ONLY, &record(|k| !others(k)));
+    assert_ne!(
+        all,
+        record(|k| !others(k)),
+        "the generator has Strict ports with addresses"
+    );
 }

@@ -8,7 +8,7 @@ use weft_proto::northbound::v1 as pb;
 use weft_proto::northbound::v1::network_service_server::NetworkService;
 
 use super::{Api, ApiError, AttachmentView, CreateNetwork, NetworkView};
-use weft_api::VirtualNetworkSpec;
+use weft_api::{PortSecurity, VirtualNetworkSpec};
 
 use crate::model::NetworkKey;
 
@@ -36,6 +36,27 @@ fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+fn port_security_pb(p: PortSecurity) -> pb::PortSecurity {
+    match p {
+        PortSecurity::Strict => pb::PortSecurity::Strict,
+        PortSecurity::MacOnly => pb::PortSecurity::MacOnly,
+        PortSecurity::Off => pb::PortSecurity::Off,
+    }
+}
+
+/// An enum value this build does not know is refused, not read as the default: the caller
+/// asked for some other checking than `Strict`.
+fn port_security(v: i32) -> Result<PortSecurity, Status> {
+    match pb::PortSecurity::try_from(v) {
+        Ok(pb::PortSecurity::Strict) => Ok(PortSecurity::Strict),
+        Ok(pb::PortSecurity::MacOnly) => Ok(PortSecurity::MacOnly),
+        Ok(pb::PortSecurity::Off) => Ok(PortSecurity::Off),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "unknown port_security {v}: use STRICT, MAC_ONLY or OFF"
+        ))),
+    }
+}
+
 fn to_pb(v: NetworkView) -> pb::Network {
     pb::Network {
         r#ref: Some(pb::NetworkRef {
@@ -48,6 +69,7 @@ fn to_pb(v: NetworkView) -> pb::Network {
             exclude_ips: v.spec.exclude_ips,
             mtu: v.spec.mtu.unwrap_or(0),
             allowed_namespaces: v.spec.allowed_namespaces,
+            port_security: port_security_pb(v.spec.port_security) as i32,
         }),
         segment: v.segment as u32,
         attachments: v.attachments as u32,
@@ -92,6 +114,7 @@ impl NetworkService for Api {
             exclude_ips: s.exclude_ips,
             mtu: (s.mtu != 0).then_some(s.mtu),
             allowed_namespaces: s.allowed_namespaces,
+            port_security: port_security(s.port_security)?,
         };
         let v = self.create(CreateNetwork {
             namespace: k.namespace,

@@ -6,11 +6,13 @@ use std::net::IpAddr;
 
 use foldhash::fast::RandomState as FastHash;
 
+use super::flows::{ETH_ARP, ETH_IPV4, ETH_IPV6};
 use super::{
     FloodGroup, FlowMap, Group, Key, PIPELINE, Pipeline, SwitchState, Value, flood_group,
     local_flood_group,
 };
 use crate::model::{Attachment, Model, Network, NetworkKey};
+use weft_api::PortSecurity;
 
 /// A member of a network: the attachment and the dense number of its node, so the hot loops
 /// compare integers instead of node names.
@@ -128,7 +130,7 @@ impl<'m> Index<'m> {
         networks.dedup();
         let members = |key: &NetworkKey| self.by_network.get(key).map_or(0, Vec::len);
         // Sized up front: growing a multi-million-entry map rehashes it several times.
-        let estimate = p.tables().len()
+        let estimate = p.tables().len() + 3
             + local.len() * 5
             // Per network: a forward flow per member, up to one tunnel classifier per member's
             // node, and the two flood flows.
@@ -139,6 +141,11 @@ impl<'m> Index<'m> {
         };
         for table in 0..p.tables().len() as u8 {
             st.flows.insert(Key::Miss { table }, p.miss(table));
+        }
+        // Shared by every port with address checks; ports without them admit all at a higher
+        // priority, so these never see their frames.
+        for eth_type in [ETH_ARP, ETH_IPV4, ETH_IPV6] {
+            st.flows.insert(Key::Guard { eth_type }, Value::Drop);
         }
         for a in local {
             if let Some(net) = self.model.networks.get(&a.network) {
@@ -247,16 +254,19 @@ pub fn desired_state(model: &Model, node: &str) -> SwitchState {
 /// Tables 0 and 1 for one local attachment.
 fn port_flows(st: &mut SwitchState, net: &Network, a: &Attachment) {
     let (segment, port) = (net.segment, a.ofport);
-    st.flows.insert(
-        Key::PodSource { port, mac: a.mac },
-        Value::Classify { segment },
-    );
+    let source = match net.port_security {
+        PortSecurity::Off => Key::PodPort { port },
+        PortSecurity::Strict | PortSecurity::MacOnly => Key::PodSource { port, mac: a.mac },
+    };
+    st.flows.insert(source, Value::Classify { segment });
     let mut admit = |k: Key| st.flows.insert(k, Value::Admit { segment });
-    if net.subnet.is_none() || a.ips.is_empty() {
-        // Pure layer 2: the MAC check in classify is all there is to check.
+    if net.port_security != PortSecurity::Strict || net.subnet.is_none() || a.ips.is_empty() {
+        // Nothing (more) to check: the MAC check in classify, if any, is all there is.
         admit(Key::PortAny { port });
         return;
     }
+    // Below the guards: every EtherType that has no addresses to check.
+    admit(Key::PortOtherTypes { port });
     let sha = a.mac;
     let mut v4 = false;
     let mut v6 = false;

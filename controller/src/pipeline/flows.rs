@@ -23,10 +23,10 @@ use super::{
     priority,
 };
 
-/// Ethertypes the port-security table matches.
-const ETH_ARP: u16 = 0x0806;
-const ETH_IPV4: u16 = 0x0800;
-const ETH_IPV6: u16 = 0x86dd;
+/// Ethertypes the port-security table checks the addresses of.
+pub(crate) const ETH_ARP: u16 = 0x0806;
+pub(crate) const ETH_IPV4: u16 = 0x0800;
+pub(crate) const ETH_IPV6: u16 = 0x86dd;
 /// 802.1Q, the tag inside tunnels.
 const ETH_VLAN: u16 = 0x8100;
 /// The group bit of a destination MAC: broadcast and multicast.
@@ -64,10 +64,17 @@ pub enum Key {
     Miss { table: u8 },
     /// Classify: a frame from pod port `port` with the pod's own source MAC.
     PodSource { port: u32, mac: [u8; 6] },
+    /// Classify: any frame from pod port `port` (port security `Off`: any source MAC).
+    PodPort { port: u32 },
     /// Classify: a frame from tunnel port `port` tagged with `segment`.
     TunnelSource { port: u32, segment: u16 },
-    /// Port security: anything from `port` (networks without IPAM).
+    /// Port security: anything from `port` (no addresses to check, or not asked to).
     PortAny { port: u32 },
+    /// Port security, below the address checks and the guards: any other EtherType from
+    /// `port` (PTP, eCPRI, PPPoE, MPLS, LLDP...), whose MAC classify checked.
+    PortOtherTypes { port: u32 },
+    /// Port security, shared by all ports: ARP, IPv4 or IPv6 that no address check admitted.
+    Guard { eth_type: u16 },
     /// Port security: ARP from `port` with sender IP `spa` and sender MAC `sha`.
     PortArp {
         port: u32,
@@ -100,8 +107,10 @@ impl Key {
     pub fn table_in(&self, p: &Pipeline) -> u8 {
         match self {
             Key::Miss { table } => *table,
-            Key::PodSource { .. } | Key::TunnelSource { .. } => p.classify,
+            Key::PodSource { .. } | Key::PodPort { .. } | Key::TunnelSource { .. } => p.classify,
             Key::PortAny { .. }
+            | Key::PortOtherTypes { .. }
+            | Key::Guard { .. }
             | Key::PortArp { .. }
             | Key::PortIpv4 { .. }
             | Key::PortIpv6 { .. }
@@ -115,6 +124,8 @@ impl Key {
         match self {
             Key::Miss { .. } => priority::MISS,
             Key::Flood { .. } => priority::FLOOD,
+            Key::Guard { .. } => priority::GUARD,
+            Key::PortOtherTypes { .. } => priority::OTHER_TYPES,
             Key::Other(k) => k.priority,
             _ => priority::ENDPOINT,
         }
@@ -132,6 +143,10 @@ impl Key {
                     mask: None,
                 },
             ],
+            Key::PodPort { port } | Key::PortAny { port } | Key::PortOtherTypes { port } => {
+                vec![F::InPort(*port)]
+            }
+            Key::Guard { eth_type } => vec![F::EthType(*eth_type)],
             Key::TunnelSource { port, segment } => vec![
                 F::InPort(*port),
                 F::VlanVid {
@@ -139,7 +154,6 @@ impl Key {
                     mask: None,
                 },
             ],
-            Key::PortAny { port } => vec![F::InPort(*port)],
             Key::PortArp { port, spa, sha } => vec![
                 F::InPort(*port),
                 F::EthType(ETH_ARP),
@@ -261,7 +275,14 @@ impl Key {
                 port: *port,
                 segment: low12(*value as u64),
             },
-            [F::InPort(port)] if t == p.port_security => Key::PortAny { port: *port },
+            [F::InPort(port)] if t == p.classify => Key::PodPort { port: *port },
+            [F::InPort(port)] if t == p.port_security => match key.priority {
+                priority::OTHER_TYPES => Key::PortOtherTypes { port: *port },
+                _ => Key::PortAny { port: *port },
+            },
+            [F::EthType(eth_type)] if t == p.port_security => Key::Guard {
+                eth_type: *eth_type,
+            },
             [
                 F::InPort(port),
                 F::EthType(_),

@@ -5,8 +5,8 @@
 //!
 //! | table | name | matches | next | does |
 //! |---|---|---|---|---|
-//! | 0 | classify | in_port, eth_src, vlan_vid | port security (pods), forward (tunnels) | pod port + its own MAC -> metadata = network. Tunnel port + the network's VLAN tag -> pop the tag, metadata = network + "from tunnel". Anything else: drop. |
-//! | 1 | port security | in_port, eth_type, arp_spa, arp_sha, ipv4_src, ipv6_src | forward | per pod port: ARP whose sender IP and MAC are the pod's own, IPv4/IPv6 from the pod's own addresses (plus link-local and DAD for IPv6, ARP probes for IPv4) -> next; anything else: drop. Networks without IPAM check only the MAC (in classify). |
+//! | 0 | classify | in_port, eth_src, vlan_vid | port security (pods), forward (tunnels) | pod port + its own MAC (any MAC with port security Off) -> metadata = network, whatever the frame's EtherType or 802.1Q tags. Tunnel port + the network's VLAN tag -> pop the tag, metadata = network + "from tunnel". Anything else: drop. |
+//! | 1 | port security | in_port, eth_type, arp_spa, arp_sha, ipv4_src, ipv6_src | forward | per pod port, mode Strict: ARP whose sender IP and MAC are the pod's own, IPv4/IPv6 from the pod's own addresses (plus link-local and DAD for IPv6, ARP probes for IPv4) -> next; other ARP/IPv4/IPv6: drop; every other EtherType (PTP, eCPRI, PPPoE, MPLS, LLDP...) -> next. MacOnly and Off, or no addresses to check: everything -> next (the MAC, if checked, was checked in classify). |
 //! | 2 | forward | metadata, eth_dst | - | (network, destination MAC) -> the local port, or tag + the tunnel to the owning node (only for frames not from a tunnel: split horizon). Broadcast/multicast -> the network's flood group (from a tunnel: the local-only flood group). Unknown unicast: drop. |
 //!
 //! The table numbers are the positions in [`TABLES`] and every goto is "the next table of the
@@ -69,7 +69,8 @@ pub const CLASSIFY: Table = Table {
     matches: &["in_port", "eth_src", "vlan_vid"],
     ingress: Ingress::All,
     miss: Miss::Drop,
-    purpose: "pod port + its own MAC -> metadata = network. Tunnel port + the network's VLAN tag \
+    purpose: "pod port + its own MAC (any MAC with port security Off) -> metadata = network, \
+              whatever the frame's EtherType or 802.1Q tags. Tunnel port + the network's VLAN tag \
               -> pop the tag, metadata = network + \"from tunnel\". Anything else: drop.",
 };
 
@@ -80,9 +81,11 @@ pub const PORT_SECURITY: Table = Table {
     ],
     ingress: Ingress::Pods,
     miss: Miss::Drop,
-    purpose: "per pod port: ARP whose sender IP and MAC are the pod's own, IPv4/IPv6 from the \
-              pod's own addresses (plus link-local and DAD for IPv6, ARP probes for IPv4) -> \
-              next; anything else: drop. Networks without IPAM check only the MAC (in classify).",
+    purpose: "per pod port, mode Strict: ARP whose sender IP and MAC are the pod's own, \
+              IPv4/IPv6 from the pod's own addresses (plus link-local and DAD for IPv6, ARP \
+              probes for IPv4) -> next; other ARP/IPv4/IPv6: drop; every other EtherType (PTP, \
+              eCPRI, PPPoE, MPLS, LLDP...) -> next. MacOnly and Off, or no addresses to check: \
+              everything -> next (the MAC, if checked, was checked in classify).",
 };
 
 pub const FORWARD: Table = Table {
@@ -265,6 +268,10 @@ impl Pipeline {
 pub mod priority {
     pub const MISS: u16 = 0;
     pub const FLOOD: u16 = 50;
+    /// Port security: any EtherType from a port whose MAC classify checked ...
+    pub const OTHER_TYPES: u16 = 80;
+    /// ... but not ARP, IPv4 or IPv6 that no address check (at `ENDPOINT`) admitted.
+    pub const GUARD: u16 = 90;
     pub const ENDPOINT: u16 = 100;
 }
 

@@ -28,6 +28,9 @@ pub(super) fn samples() -> Vec<(Key, Value)> {
             Value::Untag { segment: 4094 },
         ),
         (Key::PortAny { port: 3 }, Value::Admit { segment: s }),
+        (Key::PodPort { port: 3 }, Value::Classify { segment: s }),
+        (Key::PortOtherTypes { port: 3 }, Value::Admit { segment: s }),
+        (Key::Guard { eth_type: 0x0806 }, Value::Drop),
         (
             Key::PortArp {
                 port: 3,
@@ -169,6 +172,10 @@ fn the_wire_form_is_what_the_pipeline_always_wrote() {
         "table=0,priority=100,cookie=0x5746000000000ffe,in_port=1001,dl_vlan=4094 \
          actions=pop_vlan,write_metadata:0x10ffe/0x10fff,goto_table:2",
         "table=1,priority=100,cookie=0x5746000000000007,in_port=3 actions=goto_table:2",
+        "table=0,priority=100,cookie=0x5746000000000007,in_port=3 \
+         actions=write_metadata:0x7/0x10fff,goto_table:1",
+        "table=1,priority=80,cookie=0x5746000000000007,in_port=3 actions=goto_table:2",
+        "table=1,priority=90,cookie=0x5746000000000000,dl_type=0x0806 actions=drop",
         "table=1,priority=100,cookie=0x5746000000000007,in_port=3,dl_type=0x0806,\
          arp_spa=10.0.0.2,arp_sha=02:00:00:00:00:09 actions=goto_table:2",
         "table=1,priority=100,cookie=0x5746000000000007,in_port=3,dl_type=0x0806,\
