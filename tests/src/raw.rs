@@ -4,7 +4,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::{Lab, in_netns};
+use crate::Lab;
 
 /// A packet socket bound to one interface of a pod, receiving every frame it sees.
 pub struct RawSocket {

@@ -1,6 +1,6 @@
 //! Full Ethernet on every network: frames of any EtherType from a pod's own MAC cross nodes to
 //! the members of its network and nobody else; a foreign source MAC is dropped in `Strict` and
-//! carried in `Off`.
+//! carried in `Off`; an 802.1Q-tagged frame stays in its network whatever its tag.
 
 use std::time::Duration;
 
@@ -44,7 +44,8 @@ fn every_ethertype_crosses_nodes_within_its_network_only() {
         "--port-security",
         "off",
     ]);
-    lab.net("other", Some("10.62.0.0/24"));
+    let other = lab.net("other", Some("10.62.0.0/24"));
+    let other_segment = other["segment"].as_u64().expect("segment") as u16;
     let s1 = lab.pod("s1", "node1", "cell", None);
     let s2 = lab.pod("s2", "node2", "cell", None);
     let f1 = lab.pod("f1", "node1", "fw", None);
@@ -77,6 +78,14 @@ fn every_ethertype_crosses_nodes_within_its_network_only() {
     }
     tx_f.send(&frame([0xff; 6], FOREIGN, 0x88b5, marker_f));
     tx_f.send(&frame(m_f2, m_f1, 0x88f7, marker_f));
+
+    // 802.1Q-tagged, with the other network's segment as the tag: still cell's frame.
+    let marker_t = b"weft-ethertype-tagged";
+    let mut tagged = other_segment.to_be_bytes().to_vec();
+    tagged.extend_from_slice(&0x88b5u16.to_be_bytes());
+    tagged.extend_from_slice(marker_t);
+    tx_s.send(&frame(m_s2, m_s1, 0x8100, &tagged));
+    tx_s.send(&frame([0xff; 6], m_s1, 0x8100, &tagged));
 
     let wait = Duration::from_millis(1500);
     let got_s = rx_s.frames(wait);
@@ -116,6 +125,17 @@ fn every_ethertype_crosses_nodes_within_its_network_only() {
         at_f2.contains(&(0x88f7, m_f1)),
         "Off dropped the pod's own MAC"
     );
+
+    // The kernel may hand the tag over beside the frame: look for the marker anywhere.
+    let seen = |frames: &[Vec<u8>], m: &[u8]| {
+        frames
+            .iter()
+            .filter(|f| f.windows(m.len()).any(|w| w == m))
+            .count()
+    };
+    assert_eq!(seen(&got_s, marker_t), 2, "tagged frames within cell");
+    assert_eq!(seen(&got_x, marker_t), 0, "a tagged frame reached other");
+    assert_eq!(seen(&got_f, marker_t), 0, "a tagged frame reached fw");
 
     // Nothing crossed networks: not to fw from cell, not to cell from fw, not to other.
     assert!(marked(&got_f, marker).is_empty(), "cell frames reached fw");

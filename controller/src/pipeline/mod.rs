@@ -16,7 +16,13 @@
 //!
 //! Metadata bits 0..12 carry the network's segment, bit 16 "came from a tunnel". Cookies carry
 //! Weft's mark in the top 16 bits and the segment in the low 16, so one network's flows can be
-//! read or removed alone; shared flows (the table-miss entries) use segment 0.
+//! read or removed alone; shared flows (the table-miss entries and port security's guards) use
+//! segment 0.
+//!
+//! Port security's layers, per port of a `Strict` network with addresses: the address checks
+//! (priority `ENDPOINT`) admit, the shared guards below them drop the rest of ARP, IPv4 and
+//! IPv6, and a per-port entry below those admits every other EtherType. A frame's 802.1Q tags
+//! never pick its network: the port does, and a tunnel adds its own outer tag.
 
 mod compute;
 mod flows;
