@@ -523,7 +523,7 @@ fn a_switch_holding_exactly_our_flows_gets_no_message() {
     assert!(diff(&installed, &st).is_empty());
 }
 
-/// What benchmark (a)'s memory rests on: a flow is a small plain map entry. A new variant with
+/// What the desired state's memory budget rests on: a flow is a small plain map entry. A new variant with
 /// a large payload would grow every flow of every switch; box it instead.
 #[test]
 fn a_flow_stays_small() {
