@@ -124,7 +124,7 @@ fn build(nodes: usize, networks: usize, attachments: usize) -> Model {
         let k = per_net[net];
         per_net[net] += 1;
         let a = attachment(i, node, net, k % 250);
-        m.attachments.insert(a.id.clone(), a);
+        m.attachments.insert(a);
     }
     m
 }
@@ -202,7 +202,7 @@ fn main() {
     let mut new = model.clone();
     let a = attachment(atts + 1, 0, 0, 200);
     let key = a.network.clone();
-    new.attachments.insert(a.id.clone(), a);
+    new.attachments.insert(a);
     let t = Instant::now();
     let new_idx = Index::new(&new);
     let rebuild = t.elapsed();

@@ -3,7 +3,10 @@
 //! desired state (index included) on every change anywhere in the fabric: at 1,000 nodes that is
 //! a thousand recomputations where a new attachment touches a couple of dozen switches.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
+
+use imbl::OrdMap;
+use imbl::ordmap::DiffItem;
 
 use crate::model::{Model, NetworkKey};
 
@@ -21,7 +24,8 @@ pub struct Change {
 }
 
 impl Change {
-    /// What turned `old` into `new`. One ordered walk over each map: no lookups.
+    /// What turned `old` into `new`. The maps are persistent and `new` is derived from `old`, so
+    /// the diff skips every part they share: O(change), whatever the model's size.
     pub fn between(old: &Model, new: &Model) -> Change {
         let mut c = Change::default();
         walk(&old.nodes, &new.nodes, |name, _, _| {
@@ -30,13 +34,18 @@ impl Change {
         walk(&old.networks, &new.networks, |key, _, _| {
             c.networks.insert(key.clone());
         });
-        walk(&old.attachments, &new.attachments, |_, a, b| {
+        walk(old.attachments.map(), new.attachments.map(), |_, a, b| {
             for att in a.into_iter().chain(b) {
                 c.nodes.insert(att.node.clone());
                 c.networks.insert(att.network.clone());
             }
         });
         c
+    }
+
+    /// Nothing a switch cares about changed.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty() && self.networks.is_empty()
     }
 
     fn merge(&mut self, other: &Change) {
@@ -53,41 +62,21 @@ impl Change {
     }
 }
 
-/// Calls `f` for every key whose entry differs between the two sorted maps.
-pub(crate) fn walk<K: Ord, V: PartialEq>(
-    old: &BTreeMap<K, V>,
-    new: &BTreeMap<K, V>,
+/// Calls `f` for every key whose entry differs between the two maps (old value, new value),
+/// skipping the subtrees they share.
+pub(crate) fn walk<K: Ord + Clone, V: PartialEq + Clone>(
+    old: &OrdMap<K, V>,
+    new: &OrdMap<K, V>,
     mut f: impl FnMut(&K, Option<&V>, Option<&V>),
 ) {
-    let (mut a, mut b) = (old.iter().peekable(), new.iter().peekable());
-    loop {
-        match (a.peek(), b.peek()) {
-            (None, None) => return,
-            (Some((k, v)), None) => {
-                f(k, Some(v), None);
-                a.next();
-            }
-            (None, Some((k, v))) => {
-                f(k, None, Some(v));
-                b.next();
-            }
-            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
-                std::cmp::Ordering::Less => {
-                    f(ka, Some(va), None);
-                    a.next();
-                }
-                std::cmp::Ordering::Greater => {
-                    f(kb, None, Some(vb));
-                    b.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    if va != vb {
-                        f(ka, Some(va), Some(vb));
-                    }
-                    a.next();
-                    b.next();
-                }
-            },
+    for d in old.diff(new) {
+        match d {
+            DiffItem::Add(k, v) => f(k, None, Some(v)),
+            DiffItem::Update {
+                old: (k, a),
+                new: (_, b),
+            } => f(k, Some(a), Some(b)),
+            DiffItem::Remove(k, v) => f(k, Some(v), None),
         }
     }
 }
@@ -136,6 +125,7 @@ impl ChangeLog {
 mod tests {
     use super::*;
     use crate::model::{Attachment, AttachmentId, Network, Node, PodRef};
+    use std::collections::BTreeMap;
     use std::net::{IpAddr, Ipv4Addr};
     use weft_api::VirtualNetworkSpec;
 
@@ -177,7 +167,7 @@ mod tests {
             m.networks.insert(k.clone(), net);
         }
         let a = att("p1", "a", &x);
-        m.attachments.insert(a.id.clone(), a);
+        m.attachments.insert(a);
         (m, x, y)
     }
 
@@ -186,7 +176,7 @@ mod tests {
         let (old, x, y) = model();
         let mut new = old.clone();
         let a = att("p2", "b", &x);
-        new.attachments.insert(a.id.clone(), a);
+        new.attachments.insert(a);
         let c = Change::between(&old, &new);
         assert_eq!(c.nodes, BTreeSet::from(["b".to_string()]));
         assert_eq!(c.networks, BTreeSet::from([x.clone()]));
@@ -201,7 +191,7 @@ mod tests {
     fn removals_and_node_records_count() {
         let (old, x, _) = model();
         let mut new = old.clone();
-        new.attachments.clear();
+        new.attachments = Default::default();
         new.nodes.remove("c");
         if let Some(n) = new.nodes.get_mut("a") {
             n.tunnel_ports.insert("b".into(), 7);

@@ -127,8 +127,8 @@ fn used(
 ) -> std::collections::BTreeSet<IpAddr> {
     model
         .reservations
-        .iter()
-        .filter(|(id, r)| &r.network == key && *id != except)
+        .of_network(key)
+        .filter(|(id, _)| *id != except)
         .flat_map(|(_, r)| r.ips.iter().map(|n| n.addr()))
         .collect()
 }
@@ -184,8 +184,8 @@ pub fn reserve(model: &mut Model, req: ReserveRequest) -> Result<Reservation, Mo
     let others = || {
         model
             .reservations
-            .iter()
-            .filter(|(id, r)| r.network == req.network && **id != req.id)
+            .of_network(&req.network)
+            .filter(|(id, _)| **id != req.id)
     };
     let mac = match req.mac {
         Some(m) => {
@@ -261,9 +261,8 @@ pub fn usage(model: &Model, key: &NetworkKey) -> Option<(u64, u64)> {
     let subnet = net.subnet?;
     let used = model
         .reservations
-        .values()
-        .filter(|r| &r.network == key)
-        .map(|r| r.ips.len() as u64)
+        .of_network(key)
+        .map(|(_, r)| r.ips.len() as u64)
         .sum();
     let host_bits = subnet.max_prefix_len() - subnet.prefix_len();
     let total = if host_bits >= 64 {

@@ -6,13 +6,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use imbl::OrdMap;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::changes::walk;
 use crate::ipam::Reservation;
-use crate::model::{Attachment, AttachmentId, Model, Network, Node};
+use crate::model::{Attachment, AttachmentId, Model, Network, NetworkKey, Node};
 use crate::store::Persist;
 
 /// The whole model in one JSON value: the format of the first releases, migrated on load.
@@ -77,12 +78,13 @@ fn read_table<K: Ord + DeserializeOwned, V: DeserializeOwned>(
     Ok(out)
 }
 
-/// Writes the entries of one map that differ between `old` and `new`.
-fn write_changes<K: Ord + Serialize, V: PartialEq + Serialize>(
+/// Writes the entries of one map that differ between `old` and `new`: a diff of persistent maps
+/// that skips what they share, so a save costs O(change).
+fn write_changes<K: Ord + Clone + Serialize, V: PartialEq + Clone + Serialize>(
     tx: &WriteTransaction,
     def: TableDefinition<&str, &[u8]>,
-    old: &BTreeMap<K, V>,
-    new: &BTreeMap<K, V>,
+    old: &OrdMap<K, V>,
+    new: &OrdMap<K, V>,
 ) -> Result<(), PersistError> {
     let mut t = tx.open_table(def).map_err(db_err)?;
     let mut failed = None;
@@ -134,12 +136,12 @@ impl RedbStore {
             Err(redb::TableError::TableDoesNotExist(_)) => 0,
             Err(e) => return Err(db_err(e)),
         };
-        let model = Model {
-            nodes: read_table(&tx, NODES)?,
-            networks: read_table(&tx, NETWORKS)?,
-            attachments: read_table(&tx, ATTACHMENTS)?,
-            reservations: read_table(&tx, RESERVATIONS)?,
-        };
+        let model = model_of(
+            read_table::<String, Node>(&tx, NODES)?.into_values(),
+            read_table::<NetworkKey, Network>(&tx, NETWORKS)?.into_values(),
+            read_table::<AttachmentId, Attachment>(&tx, ATTACHMENTS)?.into_values(),
+            read_table(&tx, RESERVATIONS)?,
+        );
         Ok((model, version))
     }
 
@@ -156,24 +158,12 @@ impl RedbStore {
                 None => return Ok(()),
             }
         };
-        let model = Model {
-            nodes: legacy
-                .nodes
-                .into_iter()
-                .map(|n| (n.name.clone(), n))
-                .collect(),
-            networks: legacy
-                .networks
-                .into_iter()
-                .map(|n| (n.key.clone(), n))
-                .collect(),
-            attachments: legacy
-                .attachments
-                .into_iter()
-                .map(|a| (a.id.clone(), a))
-                .collect(),
-            reservations: legacy.reservations.into_iter().collect(),
-        };
+        let model = model_of(
+            legacy.nodes,
+            legacy.networks,
+            legacy.attachments,
+            legacy.reservations,
+        );
         let tx = self.db.begin_write().map_err(db_err)?;
         write_all(&tx, &Model::default(), &model)?;
         tx.open_table(STATE)
@@ -212,8 +202,39 @@ impl RedbStore {
 fn write_all(tx: &WriteTransaction, old: &Model, new: &Model) -> Result<(), PersistError> {
     write_changes(tx, NODES, &old.nodes, &new.nodes)?;
     write_changes(tx, NETWORKS, &old.networks, &new.networks)?;
-    write_changes(tx, ATTACHMENTS, &old.attachments, &new.attachments)?;
-    write_changes(tx, RESERVATIONS, &old.reservations, &new.reservations)
+    write_changes(
+        tx,
+        ATTACHMENTS,
+        old.attachments.map(),
+        new.attachments.map(),
+    )?;
+    write_changes(
+        tx,
+        RESERVATIONS,
+        old.reservations.map(),
+        new.reservations.map(),
+    )
+}
+
+/// A model from stored records, each keyed by its own identity.
+fn model_of(
+    nodes: impl IntoIterator<Item = Node>,
+    networks: impl IntoIterator<Item = Network>,
+    attachments: impl IntoIterator<Item = Attachment>,
+    reservations: impl IntoIterator<Item = (AttachmentId, Reservation)>,
+) -> Model {
+    let mut m = Model {
+        nodes: nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
+        networks: networks.into_iter().map(|n| (n.key.clone(), n)).collect(),
+        ..Model::default()
+    };
+    for a in attachments {
+        m.attachments.insert(a);
+    }
+    for (id, r) in reservations {
+        m.reservations.insert(id, r);
+    }
+    m
 }
 
 impl Persist for RedbStore {
@@ -274,7 +295,7 @@ mod tests {
                 uid: id.into(),
             },
         };
-        m.attachments.insert(a.id.clone(), a);
+        m.attachments.insert(a);
         m
     }
 
@@ -315,7 +336,10 @@ mod tests {
         // Not durable on its own: the durable commit after it makes it so.
         s.save(2, &m1, &m2, false).unwrap();
         let mut m3 = m2.clone();
-        m3.attachments.retain(|id, _| id.container_id == "c/p22");
+        m3.detach(&AttachmentId {
+            container_id: "c/p1".into(),
+            ifname: "net1".into(),
+        });
         s.save(3, &m2, &m3, true).unwrap();
         drop(s);
         let (m, v) = RedbStore::open(&path).unwrap().load().unwrap();

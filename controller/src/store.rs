@@ -105,9 +105,13 @@ impl ModelStore {
     ) -> Result<(T, u64), StoreError> {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let cur = self.snapshot();
+        // Persistent maps: the copy shares everything, `f` copies only what it writes, and the
+        // change is found by a diff that skips the shared parts. A write costs O(change).
         let mut model = (*cur.model).clone();
         let out = f(&mut model)?;
-        if model == *cur.model {
+        let change = Change::between(&cur.model, &model);
+        // Reservations alone (a prepared ADD) change no flows but are state all the same.
+        if change.is_empty() && model.reservations == cur.model.reservations {
             return Ok((out, cur.version));
         }
         let version = cur.version + 1;
@@ -116,7 +120,7 @@ impl ModelStore {
                 .map_err(StoreError::Persist)?;
         }
         let mut changes = cur.changes.clone();
-        changes.push(version, Change::between(&cur.model, &model));
+        changes.push(version, change);
         self.tx.send_replace(Snapshot {
             version,
             model: Arc::new(model),
@@ -200,6 +204,43 @@ mod tests {
         assert_eq!(s.snapshot().version, 1);
         let (_, v) = s.update(|_| Ok(())).unwrap();
         assert_eq!(v, 1);
+    }
+
+    /// A prepared ADD changes only a reservation: no flows, but state that must be published
+    /// and persisted all the same.
+    #[test]
+    fn a_reservation_alone_is_a_new_version() {
+        let s = ModelStore::new(Model::default(), 0, None);
+        let key = NetworkKey::new("ns", "a");
+        s.update(|m| {
+            m.add_network(key.clone(), &VirtualNetworkSpec::default())
+                .map(|_| ())
+        })
+        .unwrap();
+        let id = crate::model::AttachmentId {
+            container_id: "c".into(),
+            ifname: "net1".into(),
+        };
+        let req = crate::ipam::ReserveRequest {
+            id: id.clone(),
+            network: key.clone(),
+            node: "n1".into(),
+            pod: crate::model::PodRef {
+                namespace: "ns".into(),
+                name: "p".into(),
+                uid: "u".into(),
+            },
+            mac: None,
+            ips: vec![],
+        };
+        let (_, v) = s.update(|m| crate::ipam::reserve(m, req.clone())).unwrap();
+        assert_eq!(v, 2);
+        let snap = s.snapshot();
+        assert!(snap.model.reservations.contains_key(&id));
+        assert_eq!(snap.changes.since(1, 2), Some(Change::default()));
+        // The same reservation again (a CNI retry) changes nothing.
+        let (_, v) = s.update(|m| crate::ipam::reserve(m, req)).unwrap();
+        assert_eq!(v, 2);
     }
 
     #[tokio::test]

@@ -230,3 +230,86 @@ fn openapi_document_covers_every_route() {
         "openapi.json documents routes that do not exist"
     );
 }
+
+#[tokio::test]
+async fn patch_merges_into_the_spec_and_keeps_the_segment() {
+    let a = red_with_one_pod();
+    let body = json!({"mtu": 1400, "subnet": "10.1.0.0/16", "allowedNamespaces": ["*"]});
+    let (s, v) = call(&a, "PATCH", "/v1/networks/ns/red", &body.to_string()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["segment"], 1);
+    assert_eq!(v["spec"]["mtu"], 1400);
+    assert_eq!(v["spec"]["subnet"], "10.1.0.0/16");
+    // null removes a field; fields not named stay.
+    let (s, v) = call(&a, "PATCH", "/v1/networks/ns/red", r#"{"mtu": null}"#).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["spec"].get("mtu").is_none(), "{v}");
+    assert_eq!(v["spec"]["allowedNamespaces"], json!(["*"]));
+    let (_, v) = call(&a, "GET", "/v1/networks/ns/red", "").await;
+    assert_eq!(v["spec"]["subnet"], "10.1.0.0/16");
+}
+
+#[tokio::test]
+async fn a_patch_that_strands_pods_is_a_409_naming_them_and_changes_nothing() {
+    let a = red_with_one_pod();
+    let before = a.store.snapshot();
+    let cases: Vec<(&str, String, StatusCode, &str)> = vec![
+        (
+            "/v1/networks/ns/red",
+            json!({"subnet": "10.2.0.0/24"}).to_string(),
+            StatusCode::CONFLICT,
+            "ns/p (net1): 10.1.0.2 is outside the new subnet",
+        ),
+        (
+            "/v1/networks/ns/red",
+            json!({"gateway": "10.1.0.2"}).to_string(),
+            StatusCode::CONFLICT,
+            "10.1.0.2 is the new spec's gateway",
+        ),
+        (
+            "/v1/networks/ns/red",
+            json!({"mtu": 70000}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "MTU",
+        ),
+        (
+            "/v1/networks/ns/red",
+            json!({"colour": "blue"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "unknown field colour",
+        ),
+        (
+            "/v1/networks/ns/red",
+            json!({"mtu": "big"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid request body",
+        ),
+        (
+            "/v1/networks/ns/red",
+            "[1]".into(),
+            StatusCode::BAD_REQUEST,
+            "JSON object",
+        ),
+        (
+            "/v1/networks/ns/nope",
+            json!({"mtu": 1400}).to_string(),
+            StatusCode::NOT_FOUND,
+            "does not exist",
+        ),
+    ];
+    for (uri, body, want, text) in cases {
+        let (s, v) = call(&a, "PATCH", uri, &body).await;
+        assert_eq!(s, want, "PATCH {uri} {body}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(text),
+            "PATCH {uri} {body}: {msg:?} lacks {text:?}"
+        );
+        let now = a.store.snapshot();
+        assert_eq!(
+            now.version, before.version,
+            "PATCH {body} changed the model"
+        );
+        assert_eq!(now.model, before.model);
+    }
+}

@@ -143,6 +143,28 @@ enum NetCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Change a network's spec (`NAME` or `NAMESPACE/NAME`); refused while it would take an
+    /// attached pod's address or namespace permission away.
+    Update {
+        name: String,
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        #[arg(long)]
+        subnet: Option<String>,
+        #[arg(long)]
+        gateway: Option<String>,
+        #[arg(long)]
+        mtu: Option<u32>,
+        /// Addresses or CIDRs never handed out, comma-separated (replaces the list).
+        #[arg(long, value_delimiter = ',')]
+        exclude_ips: Option<Vec<String>>,
+        /// Other namespaces whose pods may attach, comma-separated (replaces the list).
+        #[arg(long, value_delimiter = ',')]
+        allowed_namespaces: Option<Vec<String>>,
+        /// Remove a field (repeatable).
+        #[arg(long, value_enum)]
+        clear: Vec<net::SpecField>,
+    },
     /// List networks.
     List,
     /// One network and its attachments.
@@ -368,6 +390,31 @@ fn net_cmd(c: NetCmd, fmt: Format, lab_name: &str) -> Result<ExitCode> {
         } => {
             let v = net::delete(&lab, &name, &namespace, force)?;
             emit(fmt, &v, || format!("network {name} deleted\n"));
+        }
+        NetCmd::Update {
+            name,
+            namespace,
+            subnet,
+            gateway,
+            mtu,
+            exclude_ips,
+            allowed_namespaces,
+            clear,
+        } => {
+            let v = net::update(
+                &lab,
+                &net::UpdateArgs {
+                    name: &name,
+                    namespace: &namespace,
+                    subnet: subnet.as_deref(),
+                    gateway: gateway.as_deref(),
+                    mtu,
+                    exclude_ips: exclude_ips.as_deref(),
+                    allowed_namespaces: allowed_namespaces.as_deref(),
+                    clear: &clear,
+                },
+            )?;
+            emit(fmt, &v, || net::render_networks(&json!([v])));
         }
         NetCmd::List => {
             let v = net::list(&lab)?;

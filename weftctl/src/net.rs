@@ -88,6 +88,93 @@ pub fn create(lab: &LabState, a: &CreateArgs) -> Result<Value> {
     r.json()
 }
 
+/// A spec field `net update --clear` can remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpecField {
+    Subnet,
+    Gateway,
+    Mtu,
+    ExcludeIps,
+    AllowedNamespaces,
+}
+
+impl SpecField {
+    /// The field's name in the API's JSON.
+    fn json_name(self) -> &'static str {
+        match self {
+            SpecField::Subnet => "subnet",
+            SpecField::Gateway => "gateway",
+            SpecField::Mtu => "mtu",
+            SpecField::ExcludeIps => "excludeIps",
+            SpecField::AllowedNamespaces => "allowedNamespaces",
+        }
+    }
+}
+
+/// What `net update` changes: given fields replace the network's, `clear` removes fields.
+pub struct UpdateArgs<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub subnet: Option<&'a str>,
+    pub gateway: Option<&'a str>,
+    pub mtu: Option<u32>,
+    pub exclude_ips: Option<&'a [String]>,
+    pub allowed_namespaces: Option<&'a [String]>,
+    pub clear: &'a [SpecField],
+}
+
+/// The JSON merge patch of an update (`null` removes a field, absent fields stay as they are).
+pub fn update_patch(a: &UpdateArgs) -> Result<Value> {
+    let mut patch = serde_json::Map::new();
+    let mut set = |k: &str, v: Value| patch.insert(k.to_string(), v);
+    if let Some(s) = a.subnet {
+        set("subnet", json!(s));
+    }
+    if let Some(g) = a.gateway {
+        set("gateway", json!(g));
+    }
+    if let Some(m) = a.mtu {
+        set("mtu", json!(m));
+    }
+    if let Some(e) = a.exclude_ips {
+        set("excludeIps", json!(e));
+    }
+    if let Some(n) = a.allowed_namespaces {
+        set("allowedNamespaces", json!(n));
+    }
+    for f in a.clear {
+        if set(f.json_name(), Value::Null).is_some() {
+            bail!(
+                "--clear {} conflicts with a new value for it",
+                f.json_name()
+            );
+        }
+    }
+    if patch.is_empty() {
+        bail!("nothing to change: give at least one field or --clear");
+    }
+    Ok(Value::Object(patch))
+}
+
+/// Edits a network; the controller refuses (409, naming them) edits that strand attached pods.
+pub fn update(lab: &LabState, a: &UpdateArgs) -> Result<Value> {
+    let (namespace, name) = split_key(a.name, a.namespace);
+    let patch = update_patch(a)?;
+    let path = format!("/v1/networks/{namespace}/{name}");
+    let r = api(lab, "PATCH", &path, Some(&patch))?;
+    match r.status {
+        200 => r.json(),
+        409 => bail!(
+            "network {namespace}/{name} not changed: {}",
+            r.error_message()
+        ),
+        s => bail!(
+            "updating network {namespace}/{name}: {} ({s})",
+            r.error_message()
+        ),
+    }
+}
+
 /// Deletes a network; the controller refuses (409) while pods use it, unless `force`.
 pub fn delete(lab: &LabState, name: &str, namespace: &str, force: bool) -> Result<Value> {
     let (namespace, name) = split_key(name, namespace);
@@ -187,6 +274,34 @@ mod tests {
             ("default".into(), "red".into())
         );
         assert_eq!(split_key("a/red", "default"), ("a".into(), "red".into()));
+    }
+
+    fn args<'a>(clear: &'a [SpecField], excludes: Option<&'a [String]>) -> UpdateArgs<'a> {
+        UpdateArgs {
+            name: "ns/red",
+            namespace: "default",
+            subnet: None,
+            gateway: None,
+            mtu: Some(1400),
+            exclude_ips: excludes,
+            allowed_namespaces: None,
+            clear,
+        }
+    }
+
+    #[test]
+    fn update_patch_sets_given_fields_and_nulls_cleared_ones() {
+        let excludes = ["10.1.0.9".to_string()];
+        let p = update_patch(&args(&[SpecField::Gateway], Some(&excludes))).unwrap();
+        assert_eq!(
+            p,
+            json!({"mtu": 1400, "excludeIps": ["10.1.0.9"], "gateway": null})
+        );
+        let clash = update_patch(&args(&[SpecField::Mtu], None)).unwrap_err();
+        assert!(clash.to_string().contains("conflicts"), "{clash}");
+        let mut none = args(&[], None);
+        none.mtu = None;
+        assert!(update_patch(&none).is_err());
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub enum SpecRejected {
     Invalid(ModelError),
     /// The spec is fine but would strand attached pods.
     #[error("{0}")]
-    Conflict(String),
+    Conflict(ModelError),
     #[error("{0}")]
     Exhausted(ModelError),
 }
@@ -36,78 +36,30 @@ impl SpecRejected {
     }
 }
 
-fn invalid(e: ModelError) -> SpecRejected {
-    match e {
-        ModelError::SegmentsExhausted => SpecRejected::Exhausted(e),
-        e => SpecRejected::Invalid(e),
+impl From<ModelError> for SpecRejected {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::SegmentsExhausted => SpecRejected::Exhausted(e),
+            ModelError::SpecStrandsPods { .. } => SpecRejected::Conflict(e),
+            e => SpecRejected::Invalid(e),
+        }
     }
 }
 
-/// Puts `spec` into the model as network `key`: a new network gets the lowest free segment; an
-/// existing one keeps its segment and is replaced only if every pod on it still fits (its
-/// addresses inside the new subnet and not reserved, its namespace still allowed). On refusal the
-/// model is unchanged, so the data plane keeps running the previous spec. Returns the segment.
+/// Puts `spec` into the model as network `key`: a new network gets the lowest free segment, an
+/// existing one is edited by [`Model::update_network`] (which refuses edits stranding pods and
+/// then leaves the model unchanged, so the data plane keeps the previous spec). Returns the
+/// segment.
 pub fn upsert_network(
     model: &mut Model,
     key: &NetworkKey,
     spec: &VirtualNetworkSpec,
 ) -> Result<u16, SpecRejected> {
-    let Some(old) = model.networks.get(key) else {
-        return model
-            .add_network(key.clone(), spec)
-            .map(|n| n.segment)
-            .map_err(invalid);
+    let net = match model.networks.contains_key(key) {
+        true => model.update_network(key, spec)?,
+        false => model.add_network(key.clone(), spec)?,
     };
-    let new = Network::from_spec(key.clone(), spec, old.segment).map_err(invalid)?;
-    if &new == old {
-        return Ok(new.segment);
-    }
-    let mut stranded = Vec::new();
-    for (id, r) in model.reservations.iter().filter(|(_, r)| &r.network == key) {
-        let who = format!("{}/{} ({})", r.pod.namespace, r.pod.name, id.ifname);
-        if !new.allows(&r.pod.namespace) {
-            stranded.push(format!("{who}: namespace no longer allowed"));
-        }
-        for ip in r.ips.iter().map(|n| n.addr()) {
-            if let Some(why) = address_problem(&new, ip) {
-                stranded.push(format!("{who}: {ip} {why}"));
-            }
-        }
-    }
-    if !stranded.is_empty() {
-        stranded.sort();
-        return Err(SpecRejected::Conflict(format!(
-            "the new spec strands attached pods: {}; detach them first or keep the old values",
-            stranded.join(", ")
-        )));
-    }
-    let segment = new.segment;
-    model.networks.insert(key.clone(), new);
-    // Reservations carry the prefix length of the subnet: follow a prefix change.
-    if let Some(subnet) = model.networks.get(key).and_then(|n| n.subnet) {
-        for r in model
-            .reservations
-            .values_mut()
-            .filter(|r| &r.network == key)
-        {
-            for ip in r.ips.iter_mut() {
-                if let Ok(n) = IpNet::new(ip.addr(), subnet.prefix_len()) {
-                    *ip = n;
-                }
-            }
-        }
-    }
-    Ok(segment)
-}
-
-/// Why a pod's address would not fit network `net`, or `None` when it does: the same rule IPAM
-/// applies when it hands addresses out, so an edit never accepts what a new pod would be refused.
-fn address_problem(net: &Network, ip: IpAddr) -> Option<String> {
-    let subnet = net.subnet?;
-    if !subnet.contains(&ip) {
-        return Some("is outside the new subnet".into());
-    }
-    ipam::reserved_by_network(net, &subnet, ip).map(|why| format!("is the new spec's {why}"))
+    Ok(net.segment)
 }
 
 /// Pod interfaces on `key`, sorted, as status shows them.
@@ -137,9 +89,8 @@ pub fn model_status(model: &Model, key: &NetworkKey) -> Option<VirtualNetworkSta
     let usage = ipam::usage(model, key);
     let allocated = model
         .reservations
-        .values()
-        .filter(|r| &r.network == key)
-        .map(|r| r.ips.len() as u64)
+        .of_network(key)
+        .map(|(_, r)| r.ips.len() as u64)
         .sum();
     Some(VirtualNetworkStatus {
         segment: Some(net.segment),
@@ -220,18 +171,15 @@ pub fn restore_into(
             },
         );
         // Inserted directly: nodes register again only after the agents reconnect.
-        model.attachments.insert(
-            id.clone(),
-            Attachment {
-                id,
-                network: key.clone(),
-                node: a.node.clone(),
-                ofport: a.ofport,
-                mac,
-                ips,
-                pod,
-            },
-        );
+        model.attachments.insert(Attachment {
+            id,
+            network: key.clone(),
+            node: a.node.clone(),
+            ofport: a.ofport,
+            mac,
+            ips,
+            pod,
+        });
     }
     Some(())
 }
@@ -310,7 +258,7 @@ mod tests {
         let before = m.clone();
         let err = upsert_network(&mut m, &key, &spec("10.2.0.0/24")).unwrap_err();
         assert!(
-            matches!(err, SpecRejected::Conflict(ref s) if s.contains("ns/p1 (net1): 10.1.0.9 is outside the new subnet")),
+            matches!(err, SpecRejected::Conflict(ref e) if e.to_string().contains("ns/p1 (net1): 10.1.0.9 is outside the new subnet")),
             "{err}"
         );
         assert_eq!(m, before);

@@ -58,4 +58,11 @@ pub enum ModelError {
     SubnetFull(IpNet),
     #[error("attachment {0} has no reservation on this network: prepare it first")]
     NotPrepared(String),
+    /// An edit that would take an attached pod's address or its namespace's permission away;
+    /// `pods` names each one (`ns/pod (ifname): why`).
+    #[error("the new spec of {network} strands attached pods: {}; detach them first or keep the old values", .pods.join(", "))]
+    SpecStrandsPods {
+        network: NetworkKey,
+        pods: Vec<String>,
+    },
 }

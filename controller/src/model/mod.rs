@@ -6,12 +6,15 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 use weft_api::VirtualNetworkSpec;
 
+mod collections;
 mod error;
 mod network;
 
+pub use collections::{Attachments, Reservations};
 pub use error::ModelError;
 pub use network::{MTU_RANGE, Network};
 
@@ -104,15 +107,16 @@ pub fn fmt_mac(m: &[u8; 6]) -> String {
     )
 }
 
-/// The whole model of a cluster.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The whole model of a cluster. Every map is persistent: a clone shares all of it and a write
+/// copies only the path to what it changes, so the store can keep each version immutable and
+/// still make a CNI ADD cost O(change), not O(attachments in the cluster).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Model {
-    pub nodes: BTreeMap<String, Node>,
-    pub networks: BTreeMap<NetworkKey, Network>,
-    pub attachments: BTreeMap<AttachmentId, Attachment>,
+    pub nodes: OrdMap<String, Node>,
+    pub networks: OrdMap<NetworkKey, Network>,
+    pub attachments: Attachments,
     /// IPAM: MAC and addresses held per attachment (before and while it is attached).
-    #[serde(default)]
-    pub reservations: BTreeMap<AttachmentId, crate::ipam::Reservation>,
+    pub reservations: Reservations,
 }
 
 impl Model {
@@ -144,25 +148,40 @@ impl Model {
         if !self.networks.contains_key(key) {
             return Err(ModelError::UnknownNetwork(key.clone()));
         }
-        let users = self.attachments_of(key).count();
+        let users = self.attachments.count_of_network(key);
         if users > 0 && !force {
             return Err(ModelError::NetworkInUse {
                 network: key.clone(),
                 count: users,
             });
         }
-        self.attachments.retain(|_, a| &a.network != key);
-        self.reservations.retain(|_, r| &r.network != key);
+        let ids: Vec<AttachmentId> = self
+            .attachments
+            .of_network(key)
+            .map(|a| a.id.clone())
+            .collect();
+        for id in &ids {
+            self.attachments.remove(id);
+        }
+        let ids: Vec<AttachmentId> = self
+            .reservations
+            .of_network(key)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ids {
+            self.reservations.remove(id);
+        }
         self.networks
             .remove(key)
             .ok_or_else(|| ModelError::UnknownNetwork(key.clone()))
     }
 
+    /// The attachments of network `key`, in id order.
     pub fn attachments_of<'a>(
         &'a self,
         key: &'a NetworkKey,
     ) -> impl Iterator<Item = &'a Attachment> + 'a {
-        self.attachments.values().filter(move |a| &a.network == key)
+        self.attachments.of_network(key)
     }
 
     /// Adds or replaces an attachment after checking it against its network. Returns the
@@ -187,19 +206,17 @@ impl Model {
         if a.mac[0] & 1 == 1 || a.mac == [0; 6] {
             return Err(ModelError::BadMac(fmt_mac(&a.mac)));
         }
-        // One pass over the attachments: duplicates on the network, stale holders of the port.
-        let mut stale: Vec<AttachmentId> = Vec::new();
-        for other in self.attachments.values().filter(|o| o.id != a.id) {
-            if other.network == a.network {
-                if other.mac == a.mac {
-                    return Err(ModelError::DuplicateMac(fmt_mac(&a.mac), a.network.clone()));
-                }
-                if let Some(ip) = a.ips.iter().find(|ip| other.ips.contains(ip)) {
-                    return Err(ModelError::DuplicateIp(*ip, a.network.clone()));
-                }
+        // Duplicates among the network's members, stale holders among the node's ports.
+        for other in self
+            .attachments
+            .of_network(&a.network)
+            .filter(|o| o.id != a.id)
+        {
+            if other.mac == a.mac {
+                return Err(ModelError::DuplicateMac(fmt_mac(&a.mac), a.network.clone()));
             }
-            if other.node == a.node && other.ofport == a.ofport {
-                stale.push(other.id.clone());
+            if let Some(ip) = a.ips.iter().find(|ip| other.ips.contains(ip)) {
+                return Err(ModelError::DuplicateIp(*ip, a.network.clone()));
             }
         }
         if let Some(subnet) = net.subnet
@@ -207,11 +224,17 @@ impl Model {
         {
             return Err(ModelError::IpOutsideSubnet(*ip));
         }
+        let stale: Vec<AttachmentId> = self
+            .attachments
+            .on_node(&a.node)
+            .filter(|o| o.id != a.id && o.ofport == a.ofport)
+            .map(|o| o.id.clone())
+            .collect();
         for id in &stale {
             self.attachments.remove(id);
             self.reservations.remove(id);
         }
-        self.attachments.insert(a.id.clone(), a);
+        self.attachments.insert(a);
         Ok(stale)
     }
 
@@ -225,15 +248,31 @@ impl Model {
         if !self.nodes.contains_key(name) {
             return Err(ModelError::UnknownNode(name.to_string()));
         }
-        let count = self.attachments.values().filter(|a| a.node == name).count();
+        let count = self.attachments.count_on_node(name);
         if count > 0 && !force {
             return Err(ModelError::NodeInUse {
                 node: name.to_string(),
                 count,
             });
         }
-        self.attachments.retain(|_, a| a.node != name);
-        self.reservations.retain(|_, r| r.node != name);
+        let ids: Vec<AttachmentId> = self
+            .attachments
+            .on_node(name)
+            .map(|a| a.id.clone())
+            .collect();
+        for id in &ids {
+            self.attachments.remove(id);
+        }
+        // Reservations not yet attached are not indexed by node: a rare operation may scan them.
+        let ids: Vec<AttachmentId> = self
+            .reservations
+            .iter()
+            .filter(|(_, r)| r.node == name)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ids {
+            self.reservations.remove(id);
+        }
         let node = self
             .nodes
             .remove(name)

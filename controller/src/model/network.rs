@@ -6,7 +6,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use weft_api::{PortSecurity, VirtualNetworkSpec};
 
-use super::{ModelError, NetworkKey, SEGMENT_RANGE, valid_dns_label};
+use super::{Model, ModelError, NetworkKey, SEGMENT_RANGE, valid_dns_label};
 
 /// Smallest and largest MTU a network may ask for (IPv6 minimum .. jumbo frames).
 pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 1280..=9000;
@@ -136,4 +136,100 @@ impl Network {
             port_security: self.port_security,
         }
     }
+}
+
+impl Model {
+    /// Replaces the spec of network `key`, keeping its segment. Refused (model unchanged, so the
+    /// data plane keeps the previous spec) when a pod holding an address on it would lose it:
+    /// outside the new subnet, or now reserved by the network, or its namespace no longer
+    /// allowed. Prepared pods count too: their ADD is under way.
+    pub fn update_network(
+        &mut self,
+        key: &NetworkKey,
+        spec: &VirtualNetworkSpec,
+    ) -> Result<&Network, ModelError> {
+        let old = self
+            .networks
+            .get(key)
+            .ok_or_else(|| ModelError::UnknownNetwork(key.clone()))?;
+        let new = Network::from_spec(key.clone(), spec, old.segment)?;
+        if &new != old {
+            let pods = self.stranded_by(&new);
+            if !pods.is_empty() {
+                return Err(ModelError::SpecStrandsPods {
+                    network: key.clone(),
+                    pods,
+                });
+            }
+            self.replace_network(new);
+        }
+        self.networks
+            .get(key)
+            .ok_or_else(|| ModelError::UnknownNetwork(key.clone()))
+    }
+
+    /// Every pod on `new`'s network that `new` would strand, sorted, with the reason: pods
+    /// holding a reservation (attached or being attached) and attachments without one.
+    fn stranded_by(&self, new: &Network) -> Vec<String> {
+        let reserved = self.reservations.of_network(&new.key).map(|(id, r)| {
+            (
+                id,
+                &r.pod,
+                r.ips.iter().map(|n| n.addr()).collect::<Vec<_>>(),
+            )
+        });
+        let unreserved = self
+            .attachments_of(&new.key)
+            .filter(|a| !self.reservations.contains_key(&a.id))
+            .map(|a| (&a.id, &a.pod, a.ips.clone()));
+        let mut out = Vec::new();
+        for (id, pod, ips) in reserved.chain(unreserved) {
+            let who = format!("{}/{} ({})", pod.namespace, pod.name, id.ifname);
+            if !new.allows(&pod.namespace) {
+                out.push(format!(
+                    "{who}: namespace {} no longer allowed",
+                    pod.namespace
+                ));
+            }
+            for ip in ips {
+                if let Some(why) = address_problem(new, ip) {
+                    out.push(format!("{who}: {ip} {why}"));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Puts an accepted edit in place. Reservations carry the subnet's prefix length, so they
+    /// follow a prefix change.
+    fn replace_network(&mut self, new: Network) {
+        if let Some(subnet) = new.subnet {
+            let ids: Vec<_> = self
+                .reservations
+                .of_network(&new.key)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &ids {
+                self.reservations.update(id, |r| {
+                    for ip in r.ips.iter_mut() {
+                        if let Ok(n) = IpNet::new(ip.addr(), subnet.prefix_len()) {
+                            *ip = n;
+                        }
+                    }
+                });
+            }
+        }
+        self.networks.insert(new.key.clone(), new);
+    }
+}
+
+/// Why a pod's address would not fit `net`, or `None` when it does: the rule IPAM applies when
+/// it hands addresses out, so an edit never keeps what a new pod would be refused.
+fn address_problem(net: &Network, ip: IpAddr) -> Option<String> {
+    let subnet = net.subnet?;
+    if !subnet.contains(&ip) {
+        return Some("is outside the new subnet".into());
+    }
+    crate::ipam::reserved_by_network(net, &subnet, ip).map(|why| format!("is the new spec's {why}"))
 }

@@ -57,6 +57,46 @@ fn port_security(v: i32) -> Result<PortSecurity, Status> {
     }
 }
 
+/// The model's spec for a protobuf spec (proto3 has no absent strings: empty means unset).
+fn from_pb(s: pb::NetworkSpec) -> Result<VirtualNetworkSpec, Status> {
+    Ok(VirtualNetworkSpec {
+        subnet: opt(s.subnet),
+        gateway: opt(s.gateway),
+        exclude_ips: s.exclude_ips,
+        mtu: (s.mtu != 0).then_some(s.mtu),
+        allowed_namespaces: s.allowed_namespaces,
+        port_security: port_security(s.port_security)?,
+    })
+}
+
+/// `current` with the fields named in `mask` taken from `given` (all of them for an empty mask).
+fn masked(
+    current: &VirtualNetworkSpec,
+    given: &VirtualNetworkSpec,
+    mask: &[String],
+) -> Result<VirtualNetworkSpec, ApiError> {
+    if mask.is_empty() {
+        return Ok(given.clone());
+    }
+    let mut out = current.clone();
+    for field in mask {
+        match field.as_str() {
+            "subnet" => out.subnet = given.subnet.clone(),
+            "gateway" => out.gateway = given.gateway.clone(),
+            "exclude_ips" => out.exclude_ips = given.exclude_ips.clone(),
+            "mtu" => out.mtu = given.mtu,
+            "allowed_namespaces" => out.allowed_namespaces = given.allowed_namespaces.clone(),
+            "port_security" => out.port_security = given.port_security,
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "update_mask names {other:?}; spec fields are subnet, gateway, exclude_ips, mtu, allowed_namespaces, port_security"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn to_pb(v: NetworkView) -> pb::Network {
     pb::Network {
         r#ref: Some(pb::NetworkRef {
@@ -107,20 +147,22 @@ impl NetworkService for Api {
     ) -> Result<Response<pb::Network>, Status> {
         let r = req.into_inner();
         let k = key(r.r#ref)?;
-        let s = r.spec.unwrap_or_default();
-        let spec = VirtualNetworkSpec {
-            subnet: opt(s.subnet),
-            gateway: opt(s.gateway),
-            exclude_ips: s.exclude_ips,
-            mtu: (s.mtu != 0).then_some(s.mtu),
-            allowed_namespaces: s.allowed_namespaces,
-            port_security: port_security(s.port_security)?,
-        };
         let v = self.create(CreateNetwork {
             namespace: k.namespace,
             name: k.name,
-            spec,
+            spec: from_pb(r.spec.unwrap_or_default())?,
         })?;
+        Ok(Response::new(to_pb(v)))
+    }
+
+    async fn update_network(
+        &self,
+        req: Request<pb::UpdateNetworkRequest>,
+    ) -> Result<Response<pb::Network>, Status> {
+        let r = req.into_inner();
+        let k = key(r.r#ref)?;
+        let given = from_pb(r.spec.unwrap_or_default())?;
+        let v = self.update(&k, |current| masked(current, &given, &r.update_mask))?;
         Ok(Response::new(to_pb(v)))
     }
 
@@ -199,5 +241,39 @@ impl NetworkService for Api {
             .map(attachment_pb)
             .collect();
         Ok(Response::new(pb::ListAttachmentsReply { attachments }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_mask_takes_only_the_named_fields() {
+        let current = VirtualNetworkSpec {
+            subnet: Some("10.1.0.0/24".into()),
+            mtu: Some(1400),
+            ..Default::default()
+        };
+        let given = from_pb(pb::NetworkSpec {
+            gateway: "10.1.0.1".into(),
+            allowed_namespaces: vec!["*".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let only_gw = masked(&current, &given, &["gateway".into()]).unwrap();
+        assert_eq!(only_gw.gateway.as_deref(), Some("10.1.0.1"));
+        assert_eq!(
+            (only_gw.mtu, only_gw.allowed_namespaces.len()),
+            (Some(1400), 0)
+        );
+        // A named field left empty is removed.
+        let no_mtu = masked(&current, &given, &["mtu".into()]).unwrap();
+        assert_eq!((no_mtu.mtu, no_mtu.subnet), (None, current.subnet.clone()));
+        assert_eq!(masked(&current, &given, &[]).unwrap(), given);
+        assert!(matches!(
+            masked(&current, &given, &["colour".into()]),
+            Err(ApiError::BadRequest(m)) if m.contains("colour")
+        ));
     }
 }

@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use weft_api::VirtualNetworkSpec;
 
-use crate::model::{Model, ModelError, NetworkKey, fmt_mac};
+use crate::model::{Model, ModelError, Network, NetworkKey, fmt_mac};
 use crate::store::{ModelStore, Snapshot, StoreError};
+
+/// How often an edit is recomputed when the network changed under it before giving up.
+const EDIT_ATTEMPTS: usize = 8;
 
 /// A network as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +91,8 @@ impl From<StoreError> for ApiError {
                     | ModelError::NetworkInUse { .. }
                     | ModelError::NodeInUse { .. }
                     | ModelError::DuplicateMac(..)
-                    | ModelError::DuplicateIp(..) => ApiError::Conflict(m),
+                    | ModelError::DuplicateIp(..)
+                    | ModelError::SpecStrandsPods { .. } => ApiError::Conflict(m),
                     ModelError::NamespaceNotAllowed { .. } => ApiError::Forbidden(m),
                     ModelError::SegmentsExhausted | ModelError::SubnetFull(_) => {
                         ApiError::Exhausted(m)
@@ -149,6 +153,40 @@ impl Api {
         self.get(&key)
     }
 
+    /// Edits network `key`: `edit` turns the spec it runs into the new one (a transport's patch
+    /// semantics). The edit is computed outside the store's writer and applied only if the spec
+    /// did not change meanwhile (else computed again), so a slow or failing edit never holds
+    /// other writers up. A refused edit changes nothing.
+    pub fn update(
+        &self,
+        key: &NetworkKey,
+        edit: impl Fn(&VirtualNetworkSpec) -> Result<VirtualNetworkSpec, ApiError>,
+    ) -> Result<NetworkView, ApiError> {
+        for _ in 0..EDIT_ATTEMPTS {
+            let base = self
+                .store
+                .snapshot()
+                .model
+                .networks
+                .get(key)
+                .map(Network::spec)
+                .ok_or_else(|| ApiError::NotFound(format!("network {key} does not exist")))?;
+            let spec = edit(&base)?;
+            let (applied, _) = self.store.update(|m| {
+                if m.networks.get(key).map(Network::spec).as_ref() != Some(&base) {
+                    return Ok(false);
+                }
+                m.update_network(key, &spec).map(|_| true)
+            })?;
+            if applied {
+                return self.get(key);
+            }
+        }
+        Err(ApiError::Conflict(format!(
+            "network {key} kept changing during the edit; try again"
+        )))
+    }
+
     /// Returns how many attachments a forced delete removed.
     pub fn delete(&self, key: &NetworkKey, force: bool) -> Result<usize, ApiError> {
         let (removed, _) = self.store.update(|m| {
@@ -177,12 +215,7 @@ impl Api {
                 underlay_ip: n.underlay_ip.to_string(),
                 datapath_id: format!("{:016x}", n.datapath_id),
                 tunnels: n.tunnel_ports.clone(),
-                attachments: snap
-                    .model
-                    .attachments
-                    .values()
-                    .filter(|a| a.node == n.name)
-                    .count(),
+                attachments: snap.model.attachments.count_on_node(&n.name),
                 ready: confirmed.get(&n.name).is_some_and(|v| *v >= snap.version),
             })
             .collect()
@@ -215,11 +248,11 @@ impl Api {
         {
             return Err(ApiError::NotFound(format!("network {k} does not exist")));
         }
-        Ok(snap
-            .model
-            .attachments
-            .values()
-            .filter(|a| network.is_none_or(|k| &a.network == k))
+        let of: Box<dyn Iterator<Item = &crate::model::Attachment>> = match network {
+            Some(k) => Box::new(snap.model.attachments.of_network(k)),
+            None => Box::new(snap.model.attachments.values()),
+        };
+        Ok(of
             .map(|a| AttachmentView {
                 container_id: a.id.container_id.clone(),
                 ifname: a.id.ifname.clone(),

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Api, ApiError, CreateNetwork};
 use crate::model::NetworkKey;
@@ -22,6 +22,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/networks"),
     ("post", "/v1/networks"),
     ("get", "/v1/networks/{namespace}/{name}"),
+    ("patch", "/v1/networks/{namespace}/{name}"),
     ("delete", "/v1/networks/{namespace}/{name}"),
     ("get", "/v1/networks/{namespace}/{name}/attachments"),
     ("get", "/v1/attachments"),
@@ -92,6 +93,45 @@ async fn get_one(
     Ok(axum::Json(api.get(&key(namespace, name)?)?))
 }
 
+/// `PATCH`: a JSON merge patch (RFC 7396) of the network's spec.
+async fn patch(
+    State(api): State<Api>,
+    Path((namespace, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let key = key(namespace, name)?;
+    let patch: Value = serde_json::from_slice(&body).map_err(|e| bad_body(&e))?;
+    if !patch.is_object() {
+        return Err(bad_body(&"a merge patch of the spec is a JSON object"));
+    }
+    let view = api.update(&key, |current| {
+        let mut doc = serde_json::to_value(current).map_err(|e| bad_body(&e))?;
+        merge_patch(&mut doc, &patch);
+        strict(doc)
+    })?;
+    Ok(axum::Json(view))
+}
+
+/// RFC 7396: objects merge member by member, `null` removes a member, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(members) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(t) = target {
+        for (k, v) in members {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
 fn force(q: &HashMap<String, String>) -> Result<bool, ApiError> {
     match q.get("force").map(String::as_str) {
         None | Some("false") => Ok(false),
@@ -148,7 +188,7 @@ pub fn router(api: Api) -> Router {
         .route("/v1/networks", get(list).post(create))
         .route(
             "/v1/networks/{namespace}/{name}",
-            get(get_one).delete(delete),
+            get(get_one).patch(patch).delete(delete),
         )
         .route(
             "/v1/networks/{namespace}/{name}/attachments",
