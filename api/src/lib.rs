@@ -23,7 +23,8 @@ pub use nad::{
     nad_config,
 };
 pub use network::{
-    AttachmentStatus, VirtualNetwork, VirtualNetworkSpec, VirtualNetworkStatus, conditions,
+    AttachmentStatus, PortSecurity, UnknownPortSecurity, VirtualNetwork, VirtualNetworkSpec,
+    VirtualNetworkStatus, conditions,
 };
 
 use schemars::JsonSchema;

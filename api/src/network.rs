@@ -85,7 +85,59 @@ pub struct VirtualNetworkSpec {
         )
     )]
     pub allowed_namespaces: Vec<String>,
+    /// What a pod may send: `Strict` (default) checks the source MAC of every frame and the
+    /// addresses of ARP, IPv4 and IPv6; `MacOnly` checks only the MAC; `Off` admits any source
+    /// (for pods that forward others' frames, such as routers and firewalls). Frames of every
+    /// EtherType pass, and never leave the network, in every mode.
+    #[serde(default, skip_serializing_if = "PortSecurity::is_default")]
+    pub port_security: PortSecurity,
 }
+
+/// How much of a pod's frames the switch checks (see [`VirtualNetworkSpec::port_security`]).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum PortSecurity {
+    /// The pod's own MAC on every frame; its own addresses on ARP, IPv4 and IPv6.
+    #[default]
+    Strict,
+    /// The pod's own MAC on every frame, no address checks.
+    MacOnly,
+    /// Any source MAC and address. Forwarding to a MAC still needs it declared on the network.
+    Off,
+}
+
+impl PortSecurity {
+    pub fn is_default(&self) -> bool {
+        *self == PortSecurity::Strict
+    }
+
+    /// The command-line and log spelling: `strict`, `mac-only`, `off`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PortSecurity::Strict => "strict",
+            PortSecurity::MacOnly => "mac-only",
+            PortSecurity::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for PortSecurity {
+    type Err = UnknownPortSecurity;
+
+    /// Accepts the command-line spelling and the API's (`Strict`, `MacOnly`, `Off`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "strict" | "Strict" => Ok(PortSecurity::Strict),
+            "mac-only" | "MacOnly" => Ok(PortSecurity::MacOnly),
+            "off" | "Off" => Ok(PortSecurity::Off),
+            _ => Err(UnknownPortSecurity(s.to_string())),
+        }
+    }
+}
+
+/// A port-security mode that is none of `Strict`, `MacOnly`, `Off`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown port security {0:?}: use strict, mac-only or off")]
+pub struct UnknownPortSecurity(pub String);
 
 /// What the controller observed and did.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use weft_controller::diff::{self, Delta};
 use weft_controller::ovs_text;
-use weft_controller::rules::{FlowMap, Key, SwitchState, Value};
+use weft_controller::pipeline::{FlowMap, Key, SwitchState, Value};
 use weft_controller::southbound;
 use weft_openflow::session::{SessionConfig, SwitchListener};
 use weft_testbed::{NetNs, OvsSandbox, privileged_unavailable_reason};

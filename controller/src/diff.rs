@@ -8,7 +8,7 @@ use weft_openflow::wire::{
     FlowMod, FlowModCommand, FlowStats, GroupDesc, GroupMod, GroupModCommand, Match, Message,
 };
 
-use crate::rules::{FlowKey, FlowValue, Group, GroupValue, Key, SwitchState, Value};
+use crate::pipeline::{FlowKey, FlowValue, Group, GroupValue, Key, SwitchState, Value};
 
 /// What a switch holds, from its flow-stats and group-desc replies. Flows and groups that are
 /// not exactly ours are kept as `Other` (and deleted by [`diff`]).

@@ -1,8 +1,8 @@
 //! `weft-controller`: intents -> desired flows and groups per switch -> difference -> OpenFlow.
 //!
-//! The core is pure: [`model`] holds the cluster, [`pipeline`] turns it into each switch's desired
-//! state (held in the compact typed form of [`rules`]), [`diff`] computes the changes against
-//! what a switch holds, and [`sim`] is the table simulator the tests use to prove isolation and
+//! The core is pure: [`model`] holds the cluster, [`pipeline`] declares the tables and turns the
+//! model into each switch's desired state (in a compact typed form), [`diff`] computes the
+//! changes against what a switch holds, and [`sim`] is the table simulator the tests use to prove isolation and
 //! reachability.
 
 pub mod agent_api;
@@ -17,7 +17,6 @@ pub mod northbound;
 pub mod ovs_text;
 pub mod persist;
 pub mod pipeline;
-pub mod rules;
 pub mod sim;
 pub mod southbound;
 pub mod store;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use weft_openflow::wire::{Action, Instruction, OFPVID_PRESENT, OxmField};
 
-use crate::rules::{FlowKey, FlowValue, SwitchState};
+use crate::pipeline::{FlowKey, FlowValue, SwitchState};
 
 /// A field, instruction or action the pipeline never writes, so it has no text form here.
 #[derive(Debug, thiserror::Error)]

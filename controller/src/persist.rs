@@ -309,12 +309,20 @@ mod tests {
             let mut m = Model::default();
             m.add_network(NetworkKey::new("ns", "a"), &VirtualNetworkSpec::default())
                 .unwrap();
+            let off = VirtualNetworkSpec {
+                port_security: weft_api::PortSecurity::Off,
+                ..Default::default()
+            };
+            m.add_network(NetworkKey::new("ns", "b"), &off).unwrap();
             s.save(7, &Model::default(), &m, true).unwrap();
         }
         let s = RedbStore::open(&path).unwrap();
         let (m, v) = s.load().unwrap();
         assert_eq!(v, 7);
-        assert_eq!(m.networks.len(), 1);
+        assert_eq!(m.networks.len(), 2);
+        let mode = |n: &str| m.networks[&NetworkKey::new("ns", n)].port_security;
+        assert_eq!(mode("a"), weft_api::PortSecurity::Strict);
+        assert_eq!(mode("b"), weft_api::PortSecurity::Off);
     }
 
     #[test]
@@ -408,6 +416,8 @@ mod tests {
         let (m, _) = RedbStore::open(&path).unwrap().load().unwrap();
         let net = &m.networks[&NetworkKey::new("ns", "a")];
         assert_eq!(net.segment, 3);
+        // Written before port security was configurable: those networks ran Strict.
+        assert_eq!(net.port_security, weft_api::PortSecurity::Strict);
         let spec = net.spec();
         assert_eq!(spec.subnet.as_deref(), Some("10.1.0.0/24"));
         assert_eq!(spec.exclude_ips, ["10.1.0.128/25"]);

@@ -12,16 +12,16 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use weft_openflow::wire::{Action, GroupType, Instruction, OFPVID_PRESENT, OxmField, port_no};
 
 use crate::model::Model;
-use crate::rules::{FlowKey, FlowValue, SwitchState, WireState};
+use crate::pipeline::{FlowKey, FlowValue, SwitchState, WireState};
 
 /// Headers the pipeline looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
     pub eth_src: [u8; 6],
     pub eth_dst: [u8; 6],
-    /// 802.1Q VLAN id, when tagged.
-    pub vlan: Option<u16>,
-    /// Ethertype of the payload (inside the tag, as OXM `eth_type` sees it).
+    /// 802.1Q VLAN ids, outermost first (a pod may send tagged frames; a tunnel adds one).
+    pub vlans: Vec<u16>,
+    /// Ethertype of the payload inside all tags.
     pub eth_type: u16,
     pub arp_spa: Option<Ipv4Addr>,
     pub arp_sha: Option<[u8; 6]>,
@@ -34,7 +34,7 @@ impl Packet {
         Packet {
             eth_src: src,
             eth_dst: dst,
-            vlan: None,
+            vlans: Vec::new(),
             eth_type,
             arp_spa: None,
             arp_sha: None,
@@ -56,6 +56,17 @@ impl Packet {
         Packet {
             ipv4_src: Some(src),
             ..Packet::ethernet(src_mac, dst_mac, 0x0800)
+        }
+    }
+
+    /// The EtherType OXM `eth_type` matches: Open vSwitch (with its default `vlan-limit` of 1)
+    /// parses through one tag, so behind a second tag it sees 802.1Q itself, and no ARP or IP
+    /// fields either.
+    pub fn oxm_eth_type(&self) -> u16 {
+        if self.vlans.len() >= 2 {
+            0x8100
+        } else {
+            self.eth_type
         }
     }
 
@@ -88,8 +99,6 @@ pub enum SimError {
     UnknownGroup(u32),
     #[error("goto_table {to} from table {from} does not go forward")]
     BadGoto { from: u8, to: u8 },
-    #[error("push_vlan on a tagged frame")]
-    DoubleTag,
     #[error("pop_vlan or set vlan_vid on an untagged frame")]
     NoTag,
     #[error("frame still travelling after {0} switches: a loop")]
@@ -116,29 +125,29 @@ fn field_matches(f: &OxmField, c: &Ctx, p: &Packet) -> Result<bool, SimError> {
         }
         F::EthDst { value, mask } => masked_eq(p.eth_dst, *value, *mask),
         F::EthSrc { value, mask } => masked_eq(p.eth_src, *value, *mask),
-        F::EthType(t) => p.eth_type == *t,
+        F::EthType(t) => p.oxm_eth_type() == *t,
         F::VlanVid { value, mask } => {
-            let have = p.vlan.map_or(0, |v| OFPVID_PRESENT | v);
+            let have = p.vlans.first().map_or(0, |v| OFPVID_PRESENT | v);
             let m = mask.unwrap_or(0x1fff);
             have & m == value & m
         }
         F::ArpSpa { value, mask } => {
-            p.eth_type == 0x0806
+            p.oxm_eth_type() == 0x0806
                 && p.arp_spa.is_some_and(|a| {
                     masked_eq(a.octets(), value.octets(), mask.map(|m| m.octets()))
                 })
         }
         F::ArpSha { value, mask } => {
-            p.eth_type == 0x0806 && p.arp_sha.is_some_and(|a| masked_eq(a, *value, *mask))
+            p.oxm_eth_type() == 0x0806 && p.arp_sha.is_some_and(|a| masked_eq(a, *value, *mask))
         }
         F::Ipv4Src { value, mask } => {
-            p.eth_type == 0x0800
+            p.oxm_eth_type() == 0x0800
                 && p.ipv4_src.is_some_and(|a| {
                     masked_eq(a.octets(), value.octets(), mask.map(|m| m.octets()))
                 })
         }
         F::Ipv6Src { value, mask } => {
-            p.eth_type == 0x86dd
+            p.oxm_eth_type() == 0x86dd
                 && p.ipv6_src.is_some_and(|a| {
                     masked_eq(a.octets(), value.octets(), mask.map(|m| m.octets()))
                 })
@@ -227,22 +236,19 @@ fn apply(
                     apply(st, &b.actions, c, &mut copy, out, depth + 1)?;
                 }
             }
-            Action::PushVlan(0x8100) => {
-                if p.vlan.is_some() {
-                    return Err(SimError::DoubleTag);
-                }
-                p.vlan = Some(0);
-            }
+            // A new outermost tag, also on a tagged frame (OpenFlow 1.3 push semantics).
+            Action::PushVlan(0x8100) => p.vlans.insert(0, 0),
             Action::PopVlan => {
-                if p.vlan.take().is_none() {
+                if p.vlans.is_empty() {
                     return Err(SimError::NoTag);
                 }
+                p.vlans.remove(0);
             }
             Action::SetField(OxmField::VlanVid { value, mask: None }) => {
-                if p.vlan.is_none() {
-                    return Err(SimError::NoTag);
+                match p.vlans.first_mut() {
+                    Some(v) => *v = value & 0xfff,
+                    None => return Err(SimError::NoTag),
                 }
-                p.vlan = Some(value & 0xfff);
             }
             Action::SetField(OxmField::EthDst { value, mask: None }) => p.eth_dst = *value,
             Action::SetField(OxmField::EthSrc { value, mask: None }) => p.eth_src = *value,

@@ -55,6 +55,24 @@ async fn create_get_list_delete() {
 }
 
 #[tokio::test]
+async fn port_security_is_set_shown_and_defaults_to_strict() {
+    let a = api();
+    let off = json!({"namespace": "ns", "name": "fw", "spec": {"portSecurity": "Off"}});
+    let (s, v) = call(&a, "POST", "/v1/networks", &off.to_string()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["spec"]["portSecurity"], "Off");
+    let key = NetworkKey::new("ns", "fw");
+    let mode = a.store.snapshot().model.networks[&key].port_security;
+    assert_eq!(mode, weft_api::PortSecurity::Off);
+    let plain = json!({"namespace": "ns", "name": "red"});
+    let (s, v) = call(&a, "POST", "/v1/networks", &plain.to_string()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let key = NetworkKey::new("ns", "red");
+    let mode = a.store.snapshot().model.networks[&key].port_security;
+    assert_eq!(mode, weft_api::PortSecurity::Strict);
+}
+
+#[tokio::test]
 async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
     let a = api();
     let ok = json!({"namespace": "ns", "name": "red", "spec": {"subnet": "10.1.0.0/24"}});
@@ -72,6 +90,7 @@ async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
         ("POST", "/v1/networks", json!({"namespace": "ns", "name": "x", "spec": {"mtu": 70000}}).to_string(), StatusCode::BAD_REQUEST, "MTU"),
         ("POST", "/v1/networks", json!({"namespace": "ns", "name": "x", "spec": {"colour": "blue"}}).to_string(), StatusCode::BAD_REQUEST, "unknown field"),
         ("POST", "/v1/networks", json!({"namespace": "NS!", "name": "x"}).to_string(), StatusCode::BAD_REQUEST, "invalid name"),
+        ("POST", "/v1/networks", json!({"namespace": "ns", "name": "x", "spec": {"portSecurity": "Loose"}}).to_string(), StatusCode::BAD_REQUEST, "unknown variant"),
         ("POST", "/v1/networks", ok.to_string(), StatusCode::CONFLICT, "already exists"),
         ("GET", "/v1/networks/ns/nope", String::new(), StatusCode::NOT_FOUND, "does not exist"),
         ("DELETE", "/v1/networks/ns/nope", String::new(), StatusCode::NOT_FOUND, "does not exist"),

@@ -6,25 +6,36 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
-use weft_api::VirtualNetworkSpec;
+use weft_api::{PortSecurity, VirtualNetworkSpec};
 use weft_controller::model::{Attachment, AttachmentId, Model, NetworkKey, Node, PodRef};
-use weft_controller::pipeline::Index;
-use weft_controller::rules::{Group, Key, SwitchState, Value, WireState};
+use weft_controller::pipeline::{
+    CLASSIFY, FORWARD, Group, Index, Ingress, Key, Miss, PIPELINE, PORT_SECURITY, Pipeline,
+    SwitchState, Table, Value, WireState,
+};
 use weft_controller::sim::{Packet, Trace, run_fabric, wire_fabric};
 
-/// One random fabric: node count, per network (has IPv4 subnet, has IPv6), attachments as
-/// (node, network).
+/// One random fabric: node count, per network (has IPv4 subnet, has IPv6) and its port
+/// security, attachments as (node, network).
 #[derive(Debug, Clone)]
 struct Fabric {
     nodes: usize,
     networks: Vec<(bool, bool)>,
+    modes: Vec<PortSecurity>,
     attachments: Vec<(usize, usize)>,
+}
+
+fn mode() -> impl Strategy<Value = PortSecurity> {
+    prop_oneof![
+        2 => Just(PortSecurity::Strict),
+        1 => Just(PortSecurity::MacOnly),
+        1 => Just(PortSecurity::Off),
+    ]
 }
 
 fn fabric() -> impl Strategy<Value = Fabric> {
     (
         1usize..=8,
-        prop::collection::vec((any::<bool>(), any::<bool>()), 1..=10),
+        prop::collection::vec((any::<bool>(), any::<bool>(), mode()), 1..=10),
     )
         .prop_flat_map(|(nodes, networks)| {
             let n_nets = networks.len();
@@ -36,10 +47,15 @@ fn fabric() -> impl Strategy<Value = Fabric> {
         })
         .prop_map(|(nodes, networks, attachments)| Fabric {
             nodes,
-            networks,
+            modes: networks.iter().map(|n| n.2).collect(),
+            networks: networks.iter().map(|n| (n.0, n.1)).collect(),
             attachments,
         })
 }
+
+/// EtherTypes CNFs speak besides ARP and IP: PTP, eCPRI, PPPoE discovery and session, MPLS,
+/// LLDP, and one nobody registered.
+const OTHER_TYPES: [u16; 7] = [0x88f7, 0xaefe, 0x8863, 0x8864, 0x8847, 0x88cc, 0x9999];
 
 fn node_name(i: usize) -> String {
     format!("node-{i}")
@@ -88,6 +104,7 @@ fn build(f: &Fabric) -> Model {
         };
         let spec = VirtualNetworkSpec {
             subnet,
+            port_security: f.modes[n],
             ..Default::default()
         };
         m.add_network(NetworkKey::new("ns", format!("net-{n}")), &spec)
@@ -170,29 +187,134 @@ fn send(
 /// The typed state of a switch and its OpenFlow form are the same thing: every flow and group
 /// converts to the wire and parses back to itself (nothing lost, nothing merged, nothing
 /// foreign), so what the simulator checks below is what the controller holds and diffs.
-fn round_trips(node: &str, st: &SwitchState) -> Result<(), TestCaseError> {
+fn round_trips(node: &str, st: &SwitchState, p: &Pipeline) -> Result<(), TestCaseError> {
     prop_assert!(!st.flows.keys().any(|k| matches!(k, Key::Other(_))));
     prop_assert!(!st.flows.values().any(|v| matches!(v, Value::Other(_))));
     prop_assert!(!st.groups.values().any(|g| matches!(g, Group::Other(_))));
-    let wire = st.to_wire();
-    let back = SwitchState::from_wire(wire.flows, wire.groups);
+    let wire = st.to_wire_in(p);
+    let back = SwitchState::from_wire_in(wire.flows, wire.groups, p);
     prop_assert_eq!(&back, st, "round trip on {}", node);
     Ok(())
 }
 
-fn check(f: &Fabric) -> Result<(), TestCaseError> {
-    let m = build(f);
-    let typed = Index::new(&m).all_switches();
-    for (node, st) in &typed {
-        round_trips(node, st)?;
+/// Where a frame went, sorted.
+fn reached(t: &Trace) -> Vec<(&str, u32)> {
+    let mut got: Vec<(&str, u32)> = t
+        .deliveries
+        .iter()
+        .map(|d| (d.node.as_str(), d.port))
+        .collect();
+    got.sort();
+    got
+}
+
+/// A foreign source MAC or address: dropped where the mode checks it, delivered (to the
+/// network's members only) where it does not.
+fn spoofing(
+    m: &Model,
+    sw: &BTreeMap<String, WireState>,
+    a: &Attachment,
+    mode: PortSecurity,
+    want: &[(&str, u32)],
+) -> Result<(), TestCaseError> {
+    let mut spoof = legit(a, [0xff; 6]);
+    spoof.eth_src = [0x02, 0xee, 0, 0, 0, 1];
+    if let Some(sha) = spoof.arp_sha.as_mut() {
+        *sha = spoof.eth_src;
     }
-    let sw = wire_fabric(&typed);
+    let t = send(m, sw, a, spoof)?;
+    match mode {
+        PortSecurity::Off => prop_assert_eq!(reached(&t), want, "Off refused a foreign MAC"),
+        _ => prop_assert!(t.deliveries.is_empty(), "MAC spoof passed in {:?}", mode),
+    }
+    let fakes = match a.ips.first() {
+        Some(IpAddr::V4(_)) => {
+            let fake = Ipv4Addr::new(172, 31, 255, 254);
+            vec![
+                Packet::ipv4(a.mac, [0xff; 6], fake),
+                Packet::arp_request(a.mac, fake),
+            ]
+        }
+        Some(IpAddr::V6(_)) => {
+            let fake = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 1);
+            vec![Packet::ipv6(a.mac, [0xff; 6], fake)]
+        }
+        None => vec![],
+    };
+    for p in fakes {
+        let t = send(m, sw, a, p.clone())?;
+        match mode {
+            PortSecurity::Strict => {
+                prop_assert!(t.deliveries.is_empty(), "address spoof passed: {:?}", p)
+            }
+            _ => prop_assert_eq!(reached(&t), want, "{:?} refused {:?}", mode, p),
+        }
+    }
+    Ok(())
+}
+
+/// Every other EtherType from the pod's own MAC reaches the members (broadcast and unicast),
+/// in every mode; 802.1Q-tagged frames, whatever their tags, reach the members unchanged and
+/// nobody else.
+fn other_types_and_tags(
+    m: &Model,
+    sw: &BTreeMap<String, WireState>,
+    a: &Attachment,
+    peers: &[&&Attachment],
+    want: &[(&str, u32)],
+    segments: &[u16],
+) -> Result<(), TestCaseError> {
+    for (i, ty) in OTHER_TYPES.iter().enumerate() {
+        let p = Packet::ethernet(a.mac, [0xff; 6], *ty);
+        let t = send(m, sw, a, p.clone())?;
+        prop_assert_eq!(reached(&t), want, "EtherType {:#06x} broadcast", ty);
+        if let Some(b) = peers.get(i % peers.len().max(1)) {
+            let t = send(m, sw, a, Packet::ethernet(a.mac, b.mac, *ty))?;
+            prop_assert_eq!(reached(&t), vec![(b.node.as_str(), b.ofport)]);
+        }
+    }
+    // Tagged with its own or another network's segment, singly or doubly, legit or other
+    // EtherType: the tag never picks the network, the port does.
+    let own = m.networks[&a.network].segment;
+    let other = segments.iter().copied().find(|s| *s != own).unwrap_or(4000);
+    let tags = [vec![other], vec![own], vec![other, 4000], vec![0]];
+    for vlans in tags {
+        for mut p in [
+            legit(a, [0xff; 6]),
+            Packet::ethernet(a.mac, [0xff; 6], 0x88f7),
+        ] {
+            p.vlans = vlans.clone();
+            let t = send(m, sw, a, p.clone())?;
+            prop_assert_eq!(reached(&t), want, "tagged {:?}", p);
+            for d in &t.deliveries {
+                prop_assert_eq!(&d.packet, &p, "a tagged frame arrived changed");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check(f: &Fabric) -> Result<(), TestCaseError> {
+    check_in(f, &PIPELINE)
+}
+
+/// Every property, for the switches of pipeline `p`.
+fn check_in(f: &Fabric, p: &Pipeline) -> Result<(), TestCaseError> {
+    let m = build(f);
+    let index = Index::new(&m);
+    let mut sw = BTreeMap::new();
+    for node in m.nodes.keys() {
+        let st = index.switch_state_in(node, p);
+        round_trips(node, &st, p)?;
+        sw.insert(node.clone(), st.to_wire_in(p));
+    }
     let atts: Vec<&Attachment> = m.attachments.values().collect();
     let by_port: BTreeMap<(&str, u32), &Attachment> = atts
         .iter()
         .map(|a| ((a.node.as_str(), a.ofport), *a))
         .collect();
 
+    let segments: Vec<u16> = m.networks.values().map(|n| n.segment).collect();
     for a in &atts {
         let peers: Vec<&&Attachment> = atts
             .iter()
@@ -241,42 +363,9 @@ fn check(f: &Fabric) -> Result<(), TestCaseError> {
             }
         }
 
-        // Spoofed source MAC: dropped at the first switch.
-        let mut spoof = legit(a, [0xff; 6]);
-        spoof.eth_src = [0x02, 0xee, 0, 0, 0, 1];
-        if let Some(sha) = spoof.arp_sha.as_mut() {
-            *sha = spoof.eth_src;
-        }
-        prop_assert!(
-            send(&m, &sw, a, spoof)?.deliveries.is_empty(),
-            "MAC spoof passed"
-        );
-
-        // Spoofed source IP (networks with IPAM): dropped, for IP and ARP alike.
-        match a.ips.first() {
-            Some(IpAddr::V4(_)) => {
-                let fake = Ipv4Addr::new(172, 31, 255, 254);
-                let ip = Packet::ipv4(a.mac, [0xff; 6], fake);
-                prop_assert!(
-                    send(&m, &sw, a, ip)?.deliveries.is_empty(),
-                    "IPv4 spoof passed"
-                );
-                let arp = Packet::arp_request(a.mac, fake);
-                prop_assert!(
-                    send(&m, &sw, a, arp)?.deliveries.is_empty(),
-                    "ARP spoof passed"
-                );
-            }
-            Some(IpAddr::V6(_)) => {
-                let fake = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 1);
-                let ip = Packet::ipv6(a.mac, [0xff; 6], fake);
-                prop_assert!(
-                    send(&m, &sw, a, ip)?.deliveries.is_empty(),
-                    "IPv6 spoof passed"
-                );
-            }
-            None => {}
-        }
+        let mode = m.networks[&a.network].port_security;
+        spoofing(&m, &sw, a, mode, &want)?;
+        other_types_and_tags(&m, &sw, a, &peers, &want, &segments)?;
     }
 
     // Frames arriving from a tunnel (also stale or misdirected ones) reach only local members of
@@ -293,7 +382,7 @@ fn check(f: &Fabric) -> Result<(), TestCaseError> {
                 let dsts = members.map(|b| b.mac).chain([[0xff; 6]]);
                 for dst in dsts {
                     let mut p = Packet::ethernet([0x02, 0xaa, 0, 0, 0, 1], dst, 0x88b5);
-                    p.vlan = Some(net.segment);
+                    p.vlans = vec![net.segment];
                     let t = run_fabric(&m, &sw, n, tunnel_port(pi), p)
                         .map_err(|e| TestCaseError::fail(e.to_string()))?;
                     prop_assert!(
@@ -303,7 +392,7 @@ fn check(f: &Fabric) -> Result<(), TestCaseError> {
                     );
                     for d in &t.deliveries {
                         prop_assert!(local.contains(&(d.node.as_str(), d.port)));
-                        prop_assert_eq!(d.packet.vlan, None);
+                        prop_assert!(d.packet.vlans.is_empty());
                     }
                     // Only a peer with members of the network can send its frames.
                     let peer_member = atts
@@ -344,11 +433,56 @@ proptest! {
     }
 }
 
+/// A stage inserted between port security and forward, the way ACLs, QoS or mirroring will
+/// come: one entry in the table list plus its flows (here only its table-miss entry, which
+/// passes everything on).
+const PASS_THROUGH: Table = Table {
+    name: "pass-through",
+    matches: &[],
+    ingress: Ingress::Pods,
+    miss: Miss::Continue,
+    purpose: "every frame goes on to the next table",
+};
+
+static WITH_PASS_THROUGH: &[Table] = &[CLASSIFY, PORT_SECURITY, PASS_THROUGH, FORWARD];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    #[test]
+    fn an_inserted_pass_through_table_keeps_every_property(f in fabric()) {
+        let p = Pipeline::new(WITH_PASS_THROUGH).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        check_in(&f, &p)?;
+        // It really is in the path: port security hands frames to it, forward moved to 3.
+        use weft_openflow::wire::Instruction;
+        let m = build(&f);
+        let index = Index::new(&m);
+        for node in m.nodes.keys().filter(|n| m.attachments.values().any(|a| &a.node == *n)) {
+            let wire = index.switch_state_in(node, &p).to_wire_in(&p);
+            let gotos = |table: u8| -> Vec<u8> {
+                wire.flows
+                    .iter()
+                    .filter(|(k, _)| k.table == table)
+                    .flat_map(|(_, v)| v.instructions.iter())
+                    .filter_map(|i| match i {
+                        Instruction::GotoTable(t) => Some(*t),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            prop_assert!(!gotos(1).is_empty() && gotos(1).iter().all(|t| *t == 2));
+            prop_assert_eq!(gotos(2), vec![3]);
+            prop_assert!(wire.flows.iter().any(|(k, _)| k.table == 3 && k.priority > 0));
+        }
+    }
+}
+
 #[test]
 fn a_tagged_frame_from_a_tunnel_reaches_only_local_members_of_its_segment() {
     let f = Fabric {
         nodes: 3,
         networks: vec![(true, false), (false, false)],
+        modes: vec![PortSecurity::Strict; 2],
         attachments: vec![(0, 0), (1, 0), (2, 0), (1, 1), (2, 1)],
     };
     let m = build(&f);
@@ -356,7 +490,7 @@ fn a_tagged_frame_from_a_tunnel_reaches_only_local_members_of_its_segment() {
     let seg0 = m.networks[&NetworkKey::new("ns", "net-0")].segment;
     // A broadcast tagged with network 0's segment arrives at node-1 from node-0's tunnel.
     let mut p = Packet::ethernet([2, 0, 0, 0, 0, 1], [0xff; 6], 0x0806);
-    p.vlan = Some(seg0);
+    p.vlans = vec![seg0];
     let t = run_fabric(&m, &sw, "node-1", tunnel_port(0), p).unwrap();
     let ports: Vec<_> = t
         .deliveries
@@ -364,11 +498,11 @@ fn a_tagged_frame_from_a_tunnel_reaches_only_local_members_of_its_segment() {
         .map(|d| (d.node.as_str(), d.port))
         .collect();
     assert_eq!(ports, vec![("node-1", 1)]);
-    assert_eq!(t.deliveries[0].packet.vlan, None, "tag not popped");
+    assert!(t.deliveries[0].packet.vlans.is_empty(), "tag not popped");
     assert!(!t.tunnel_to_tunnel);
     // With an unknown tag: dropped.
     let mut p = Packet::ethernet([2, 0, 0, 0, 0, 1], [0xff; 6], 0x0806);
-    p.vlan = Some(4000);
+    p.vlans = vec![4000];
     let t = run_fabric(&m, &sw, "node-1", tunnel_port(0), p).unwrap();
     assert!(t.deliveries.is_empty());
 }
@@ -376,7 +510,7 @@ fn a_tagged_frame_from_a_tunnel_reaches_only_local_members_of_its_segment() {
 /// Applies a delta to a state the way a switch would: in OpenFlow form, parsed back like a
 /// read-back.
 fn apply(st: &mut SwitchState, d: &weft_controller::diff::Delta) {
-    use weft_controller::rules::{FlowKey, FlowValue, GroupValue};
+    use weft_controller::pipeline::{FlowKey, FlowValue, GroupValue};
     let key = |f: &weft_openflow::wire::FlowMod| {
         Key::from_wire(FlowKey {
             table: f.table_id,

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod raw;
+
 /// The binaries a lab runs, built once per test binary into the running test's target dir and
 /// profile. `None` (with the reason printed) when the build failed.
 fn bin_dir() -> &'static PathBuf {

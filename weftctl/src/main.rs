@@ -131,6 +131,9 @@ enum NetCmd {
         /// Other namespaces whose pods may attach (repeatable).
         #[arg(long = "allow-namespace")]
         allow: Vec<String>,
+        /// What the switch checks on the pods' frames (default: strict).
+        #[arg(long, value_enum)]
+        port_security: Option<net::PortSecurity>,
     },
     /// Delete a network (refused while pods use it unless --force).
     Delete {
@@ -357,6 +360,7 @@ fn net_cmd(c: NetCmd, fmt: Format, lab_name: &str) -> Result<ExitCode> {
             mtu,
             namespace,
             allow,
+            port_security,
         } => {
             let v = net::create(
                 &lab,
@@ -367,6 +371,7 @@ fn net_cmd(c: NetCmd, fmt: Format, lab_name: &str) -> Result<ExitCode> {
                     gateway: gateway.as_deref(),
                     mtu,
                     allowed_namespaces: &allow,
+                    port_security,
                 },
             )?;
             emit(fmt, &v, || {

@@ -16,6 +16,28 @@ pub fn split_key(name: &str, default_ns: &str) -> (String, String) {
     }
 }
 
+/// What the switch checks on a pod's frames (the network's `portSecurity`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PortSecurity {
+    /// The pod's own MAC on every frame, its own addresses on ARP and IP (the default).
+    Strict,
+    /// The pod's own MAC on every frame, no address checks.
+    MacOnly,
+    /// Any source MAC and address, for pods that forward others' frames.
+    Off,
+}
+
+impl PortSecurity {
+    /// The API's spelling.
+    fn api_name(self) -> &'static str {
+        match self {
+            PortSecurity::Strict => "Strict",
+            PortSecurity::MacOnly => "MacOnly",
+            PortSecurity::Off => "Off",
+        }
+    }
+}
+
 pub struct CreateArgs<'a> {
     pub name: &'a str,
     pub namespace: &'a str,
@@ -23,6 +45,8 @@ pub struct CreateArgs<'a> {
     pub gateway: Option<&'a str>,
     pub mtu: Option<u32>,
     pub allowed_namespaces: &'a [String],
+    /// Absent: the controller's default (`Strict`).
+    pub port_security: Option<PortSecurity>,
 }
 
 fn api(lab: &LabState, method: &str, path: &str, body: Option<&Value>) -> Result<http::Response> {
@@ -48,6 +72,9 @@ pub fn create(lab: &LabState, a: &CreateArgs) -> Result<Value> {
     }
     if !a.allowed_namespaces.is_empty() {
         spec.insert("allowedNamespaces".into(), json!(a.allowed_namespaces));
+    }
+    if let Some(p) = a.port_security {
+        spec.insert("portSecurity".into(), json!(p.api_name()));
     }
     let body = json!({"namespace": namespace, "name": name, "spec": spec});
     let r = api(lab, "POST", "/v1/networks", Some(&body))?;

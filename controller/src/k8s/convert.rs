@@ -278,6 +278,24 @@ mod tests {
     }
 
     #[test]
+    fn port_security_changes_apply_to_a_network_in_use() {
+        let (mut m, key) = with_pod("10.1.0.0/24", "10.1.0.9");
+        let seg = m.networks[&key].segment;
+        let off = VirtualNetworkSpec {
+            port_security: weft_api::PortSecurity::Off,
+            ..spec("10.1.0.0/24")
+        };
+        assert_eq!(upsert_network(&mut m, &key, &off), Ok(seg));
+        assert_eq!(m.networks[&key].port_security, weft_api::PortSecurity::Off);
+        // The applied spec a new leader resumes from carries it.
+        let applied = model_status(&m, &key).and_then(|s| s.applied_spec);
+        assert_eq!(
+            applied.map(|s| s.port_security),
+            Some(weft_api::PortSecurity::Off)
+        );
+    }
+
+    #[test]
     fn status_round_trips_through_restore() {
         let (m, key) = with_pod("10.1.0.0/24", "10.1.0.9");
         let status = model_status(&m, &key).unwrap();

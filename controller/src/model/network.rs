@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use weft_api::VirtualNetworkSpec;
+use weft_api::{PortSecurity, VirtualNetworkSpec};
 
 use super::{Model, ModelError, NetworkKey, SEGMENT_RANGE, valid_dns_label};
 
@@ -22,6 +22,10 @@ pub struct Network {
     pub exclude: Vec<IpNet>,
     pub mtu: Option<u32>,
     pub allowed_namespaces: Vec<String>,
+    /// State files written before port security was configurable load as `Strict`, what those
+    /// networks ran.
+    #[serde(default)]
+    pub port_security: PortSecurity,
 }
 
 impl Network {
@@ -105,6 +109,7 @@ impl Network {
             exclude,
             mtu: spec.mtu,
             allowed_namespaces: spec.allowed_namespaces.clone(),
+            port_security: spec.port_security,
         })
     }
 
@@ -128,6 +133,7 @@ impl Network {
             exclude_ips: self.exclude.iter().map(|e| e.to_string()).collect(),
             mtu: self.mtu,
             allowed_namespaces: self.allowed_namespaces.clone(),
+            port_security: self.port_security,
         }
     }
 }

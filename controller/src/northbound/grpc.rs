@@ -9,7 +9,7 @@ use weft_proto::northbound::v1 as pb;
 use weft_proto::northbound::v1::network_service_server::NetworkService;
 
 use super::{Api, ApiError, AttachmentView, CreateNetwork, NetworkView};
-use weft_api::VirtualNetworkSpec;
+use weft_api::{PortSecurity, VirtualNetworkSpec};
 
 use crate::model::NetworkKey;
 
@@ -37,15 +37,37 @@ fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+fn port_security_pb(p: PortSecurity) -> pb::PortSecurity {
+    match p {
+        PortSecurity::Strict => pb::PortSecurity::Strict,
+        PortSecurity::MacOnly => pb::PortSecurity::MacOnly,
+        PortSecurity::Off => pb::PortSecurity::Off,
+    }
+}
+
+/// An enum value this build does not know is refused, not read as the default: the caller
+/// asked for some other checking than `Strict`.
+fn port_security(v: i32) -> Result<PortSecurity, Status> {
+    match pb::PortSecurity::try_from(v) {
+        Ok(pb::PortSecurity::Strict) => Ok(PortSecurity::Strict),
+        Ok(pb::PortSecurity::MacOnly) => Ok(PortSecurity::MacOnly),
+        Ok(pb::PortSecurity::Off) => Ok(PortSecurity::Off),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "unknown port_security {v}: use STRICT, MAC_ONLY or OFF"
+        ))),
+    }
+}
+
 /// The model's spec for a protobuf spec (proto3 has no absent strings: empty means unset).
-fn from_pb(s: pb::NetworkSpec) -> VirtualNetworkSpec {
-    VirtualNetworkSpec {
+fn from_pb(s: pb::NetworkSpec) -> Result<VirtualNetworkSpec, Status> {
+    Ok(VirtualNetworkSpec {
         subnet: opt(s.subnet),
         gateway: opt(s.gateway),
         exclude_ips: s.exclude_ips,
         mtu: (s.mtu != 0).then_some(s.mtu),
         allowed_namespaces: s.allowed_namespaces,
-    }
+        port_security: port_security(s.port_security)?,
+    })
 }
 
 /// `current` with the fields named in `mask` taken from `given` (all of them for an empty mask).
@@ -65,9 +87,10 @@ fn masked(
             "exclude_ips" => out.exclude_ips = given.exclude_ips.clone(),
             "mtu" => out.mtu = given.mtu,
             "allowed_namespaces" => out.allowed_namespaces = given.allowed_namespaces.clone(),
+            "port_security" => out.port_security = given.port_security,
             other => {
                 return Err(ApiError::BadRequest(format!(
-                    "update_mask names {other:?}; spec fields are subnet, gateway, exclude_ips, mtu, allowed_namespaces"
+                    "update_mask names {other:?}; spec fields are subnet, gateway, exclude_ips, mtu, allowed_namespaces, port_security"
                 )));
             }
         }
@@ -87,6 +110,7 @@ fn to_pb(v: NetworkView) -> pb::Network {
             exclude_ips: v.spec.exclude_ips,
             mtu: v.spec.mtu.unwrap_or(0),
             allowed_namespaces: v.spec.allowed_namespaces,
+            port_security: port_security_pb(v.spec.port_security) as i32,
         }),
         segment: v.segment as u32,
         attachments: v.attachments as u32,
@@ -131,7 +155,7 @@ impl NetworkService for Api {
         let v = self.create(CreateNetwork {
             namespace: k.namespace,
             name: k.name,
-            spec: from_pb(r.spec.unwrap_or_default()),
+            spec: from_pb(r.spec.unwrap_or_default())?,
         })?;
         Ok(Response::new(to_pb(v)))
     }
@@ -142,7 +166,7 @@ impl NetworkService for Api {
     ) -> Result<Response<pb::Network>, Status> {
         let r = req.into_inner();
         let k = key(r.r#ref)?;
-        let given = from_pb(r.spec.unwrap_or_default());
+        let given = from_pb(r.spec.unwrap_or_default())?;
         let v = self.update(&k, |current| masked(current, &given, &r.update_mask))?;
         Ok(Response::new(to_pb(v)))
     }
@@ -240,7 +264,8 @@ mod tests {
             gateway: "10.1.0.1".into(),
             allowed_namespaces: vec!["*".into()],
             ..Default::default()
-        });
+        })
+        .unwrap();
         let only_gw = masked(&current, &given, &["gateway".into()]).unwrap();
         assert_eq!(only_gw.gateway.as_deref(), Some("10.1.0.1"));
         assert_eq!(

@@ -134,6 +134,7 @@ fn run_checks(lab: &LabState) -> Result<bool> {
                 gateway: None,
                 mtu: None,
                 allowed_namespaces: &[],
+                port_security: None,
             },
         )?;
         println!(

@@ -3,7 +3,7 @@
 
 use weft_openflow::wire::{Action, Bucket, GroupType, OFPVID_PRESENT, OxmField};
 
-use super::flow::tag_actions;
+use super::flows::tag_actions;
 use super::wire::GroupValue;
 
 /// A group in typed form.

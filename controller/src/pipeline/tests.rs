@@ -7,12 +7,11 @@ use weft_openflow::wire::{
 
 use super::*;
 use crate::diff::{diff, from_readback};
-use crate::pipeline::{cookie, flood_group, local_flood_group};
 
 const MAC: [u8; 6] = [2, 0, 0, 0, 0, 9];
 
 /// One of every key kind the pipeline writes, with the value it writes with it.
-fn samples() -> Vec<(Key, Value)> {
+pub(super) fn samples() -> Vec<(Key, Value)> {
     let s = 7;
     vec![
         (Key::Miss { table: 0 }, Value::Drop),
@@ -29,6 +28,9 @@ fn samples() -> Vec<(Key, Value)> {
             Value::Untag { segment: 4094 },
         ),
         (Key::PortAny { port: 3 }, Value::Admit { segment: s }),
+        (Key::PodPort { port: 3 }, Value::Classify { segment: s }),
+        (Key::PortOtherTypes { port: 3 }, Value::Admit { segment: s }),
+        (Key::Guard { eth_type: 0x0806 }, Value::Drop),
         (
             Key::PortArp {
                 port: 3,
@@ -170,6 +172,10 @@ fn the_wire_form_is_what_the_pipeline_always_wrote() {
         "table=0,priority=100,cookie=0x5746000000000ffe,in_port=1001,dl_vlan=4094 \
          actions=pop_vlan,write_metadata:0x10ffe/0x10fff,goto_table:2",
         "table=1,priority=100,cookie=0x5746000000000007,in_port=3 actions=goto_table:2",
+        "table=0,priority=100,cookie=0x5746000000000007,in_port=3 \
+         actions=write_metadata:0x7/0x10fff,goto_table:1",
+        "table=1,priority=80,cookie=0x5746000000000007,in_port=3 actions=goto_table:2",
+        "table=1,priority=90,cookie=0x5746000000000000,dl_type=0x0806 actions=drop",
         "table=1,priority=100,cookie=0x5746000000000007,in_port=3,dl_type=0x0806,\
          arp_spa=10.0.0.2,arp_sha=02:00:00:00:00:09 actions=goto_table:2",
         "table=1,priority=100,cookie=0x5746000000000007,in_port=3,dl_type=0x0806,\
@@ -517,7 +523,7 @@ fn a_switch_holding_exactly_our_flows_gets_no_message() {
     assert!(diff(&installed, &st).is_empty());
 }
 
-/// What benchmark (a)'s memory rests on: a flow is a small plain map entry. A new variant with
+/// What the desired state's memory budget rests on: a flow is a small plain map entry. A new variant with
 /// a large payload would grow every flow of every switch; box it instead.
 #[test]
 fn a_flow_stays_small() {

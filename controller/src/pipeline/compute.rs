@@ -1,74 +1,18 @@
-//! The flow pipeline, written down in one place: what every table of a node's `weft0` bridge
-//! does, and the desired flows and groups of each switch as a pure function of the [`Model`].
-//!
-//! | table | name | does |
-//! |---|---|---|
-//! | 0 | classify | pod port + its own MAC -> metadata = network, next. Tunnel port + the network's VLAN tag -> pop the tag, metadata = network + "from tunnel", straight to forward. Anything else: drop. |
-//! | 1 | port security | per pod port: ARP whose sender IP and MAC are the pod's own, IPv4/IPv6 from the pod's own addresses (plus link-local and DAD for IPv6, ARP probes for IPv4) -> next; anything else: drop. Networks without IPAM check only the MAC (in table 0). |
-//! | 2 | forward | (network, destination MAC) -> the local port, or tag + the tunnel to the owning node (only for frames not from a tunnel: split horizon). Broadcast/multicast -> the network's flood group (from a tunnel: the local-only flood group). Unknown unicast: drop. |
-//!
-//! Metadata bits 0..12 carry the network's segment, bit 16 "came from a tunnel". Cookies carry
-//! Weft's mark in the top 16 bits and the segment in the low 16, so one network's flows can be
-//! read or removed alone; shared flows (the table-miss drops) use segment 0.
-//!
-//! Flows and groups are written in the typed form of [`crate::rules`] (one variant per flow
-//! shape below); the OpenFlow form is built from it where OpenFlow is spoken.
+//! The desired flows and groups of each switch as a pure function of the [`Model`]: which
+//! typed flows of the declared tables every attachment and network contributes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use foldhash::fast::RandomState as FastHash;
 
-use crate::model::{Attachment, Model, Network, NetworkKey};
-use crate::rules::{FloodGroup, Group, Key, Value};
-// Re-exported: these lived here before the typed form had its own module.
-pub use crate::rules::{
-    FlowKey, FlowMap, FlowValue, GroupValue, SwitchState, canonical_instructions, canonical_match,
+use super::flows::{ETH_ARP, ETH_IPV4, ETH_IPV6};
+use super::{
+    FloodGroup, FlowMap, Group, Key, PIPELINE, Pipeline, SwitchState, Value, flood_group,
+    local_flood_group,
 };
-
-/// Table numbers, named.
-pub mod table {
-    pub const CLASSIFY: u8 = 0;
-    pub const PORT_SECURITY: u8 = 1;
-    pub const FORWARD: u8 = 2;
-    /// Every table Weft writes, in pipeline order.
-    pub const ALL: [u8; 3] = [CLASSIFY, PORT_SECURITY, FORWARD];
-}
-
-/// Priorities, named so the layering reads in one place.
-pub mod priority {
-    pub const MISS: u16 = 0;
-    pub const FLOOD: u16 = 50;
-    pub const ENDPOINT: u16 = 100;
-}
-
-/// Metadata bits holding the network (its segment).
-pub const META_NET_MASK: u64 = 0xfff;
-/// Metadata bit: the frame entered through a tunnel.
-pub const META_FROM_TUNNEL: u64 = 1 << 16;
-/// Both: the network and where the frame came from.
-pub const META_MASK: u64 = META_NET_MASK | META_FROM_TUNNEL;
-
-/// Top 16 bits of every cookie Weft writes ("WF").
-pub const COOKIE_MARK: u64 = 0x5746 << 48;
-pub const COOKIE_MARK_MASK: u64 = 0xffff << 48;
-/// Cookie bits holding the segment.
-pub const COOKIE_SEGMENT_MASK: u64 = 0xffff;
-
-/// The cookie of a network's flows (segment 0 = shared flows).
-pub fn cookie(segment: u16) -> u64 {
-    COOKIE_MARK | segment as u64
-}
-
-/// Flood group of a network: every member, local or behind a tunnel.
-pub fn flood_group(segment: u16) -> u32 {
-    (segment as u32) << 1
-}
-
-/// Flood group for frames that came from a tunnel: local members only (split horizon).
-pub fn local_flood_group(segment: u16) -> u32 {
-    ((segment as u32) << 1) | 1
-}
+use crate::model::{Attachment, Model, Network, NetworkKey};
+use weft_api::PortSecurity;
 
 /// A member of a network: the attachment and the dense number of its node, so the hot loops
 /// compare integers instead of node names.
@@ -176,13 +120,19 @@ impl<'m> Index<'m> {
 
     /// The desired state of `node`'s switch.
     pub fn switch_state(&self, node: &str) -> SwitchState {
+        self.switch_state_in(node, &PIPELINE)
+    }
+
+    /// The desired state of `node`'s switch in pipeline `p`: the table-miss entry of each of its
+    /// tables, plus the flows of Weft's own tables.
+    pub fn switch_state_in(&self, node: &str, p: &Pipeline) -> SwitchState {
         let local = self.by_node.get(node).map(Vec::as_slice).unwrap_or(&[]);
         let mut networks: Vec<&NetworkKey> = local.iter().map(|a| &a.network).collect();
         networks.sort_unstable();
         networks.dedup();
         let members = |key: &NetworkKey| self.by_network.get(key).map_or(0, Vec::len);
         // Sized up front: growing a multi-million-entry map rehashes it several times.
-        let estimate = table::ALL.len()
+        let estimate = p.tables().len() + 3
             + local.len() * 5
             // Per network: a forward flow per member, up to one tunnel classifier per member's
             // node, and the two flood flows.
@@ -191,8 +141,13 @@ impl<'m> Index<'m> {
             flows: FlowMap::with_capacity_and_hasher(estimate, FastHash::default()),
             groups: BTreeMap::new(),
         };
-        for table in table::ALL {
-            st.flows.insert(Key::Miss { table }, Value::Drop);
+        for table in 0..p.tables().len() as u8 {
+            st.flows.insert(Key::Miss { table }, p.miss(table));
+        }
+        // Shared by every port with address checks; ports without them admit all at a higher
+        // priority, so these never see their frames.
+        for eth_type in [ETH_ARP, ETH_IPV4, ETH_IPV6] {
+            st.flows.insert(Key::Guard { eth_type }, Value::Drop);
         }
         for a in local {
             if let Some(net) = self.model.networks.get(&a.network) {
@@ -301,16 +256,19 @@ pub fn desired_state(model: &Model, node: &str) -> SwitchState {
 /// Tables 0 and 1 for one local attachment.
 fn port_flows(st: &mut SwitchState, net: &Network, a: &Attachment) {
     let (segment, port) = (net.segment, a.ofport);
-    st.flows.insert(
-        Key::PodSource { port, mac: a.mac },
-        Value::Classify { segment },
-    );
+    let source = match net.port_security {
+        PortSecurity::Off => Key::PodPort { port },
+        PortSecurity::Strict | PortSecurity::MacOnly => Key::PodSource { port, mac: a.mac },
+    };
+    st.flows.insert(source, Value::Classify { segment });
     let mut admit = |k: Key| st.flows.insert(k, Value::Admit { segment });
-    if net.subnet.is_none() || a.ips.is_empty() {
-        // Pure layer 2: the MAC check in classify is all there is to check.
+    if net.port_security != PortSecurity::Strict || net.subnet.is_none() || a.ips.is_empty() {
+        // Nothing (more) to check: the MAC check in classify, if any, is all there is.
         admit(Key::PortAny { port });
         return;
     }
+    // Below the guards: every EtherType that has no addresses to check.
+    admit(Key::PortOtherTypes { port });
     let sha = a.mac;
     let mut v4 = false;
     let mut v6 = false;

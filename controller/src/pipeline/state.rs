@@ -9,20 +9,11 @@
 //! no allocation (~80 bytes per flow held, counting the map's spare room and the groups:
 //! `benches/desired_state.rs`).
 
-mod flow;
-mod group;
-mod wire;
-
-#[cfg(test)]
-mod tests;
-
 use std::collections::{BTreeMap, HashMap};
 
 use foldhash::fast::RandomState as FastHash;
 
-pub use flow::{Key, Value};
-pub use group::{FloodGroup, Group};
-pub use wire::{FlowKey, FlowValue, GroupValue, canonical_instructions, canonical_match};
+use super::{FlowKey, FlowValue, Group, GroupValue, Key, PIPELINE, Pipeline, Value};
 
 /// Flow table of one switch. foldhash rather than SipHash: keys are ours (no flooding risk) and
 /// hashing dominated the full computation.
@@ -38,17 +29,21 @@ pub struct SwitchState {
 impl SwitchState {
     /// Number of flows carrying the given network's cookie.
     pub fn flows_of(&self, segment: u16) -> usize {
-        let c = crate::pipeline::cookie(segment);
+        let c = super::cookie(segment);
         self.flows.values().filter(|v| v.cookie() == c).count()
     }
 
     /// Every flow and group in OpenFlow form.
     pub fn to_wire(&self) -> WireState {
+        self.to_wire_in(&PIPELINE)
+    }
+
+    pub fn to_wire_in(&self, p: &Pipeline) -> WireState {
         WireState {
             flows: self
                 .flows
                 .iter()
-                .map(|(k, v)| (k.to_wire(), v.to_wire()))
+                .map(|(k, v)| (k.to_wire_in(p), v.to_wire_in(p)))
                 .collect(),
             groups: self
                 .groups
@@ -64,10 +59,18 @@ impl SwitchState {
         flows: impl IntoIterator<Item = (FlowKey, FlowValue)>,
         groups: impl IntoIterator<Item = (u32, GroupValue)>,
     ) -> SwitchState {
+        SwitchState::from_wire_in(flows, groups, &PIPELINE)
+    }
+
+    pub fn from_wire_in(
+        flows: impl IntoIterator<Item = (FlowKey, FlowValue)>,
+        groups: impl IntoIterator<Item = (u32, GroupValue)>,
+        p: &Pipeline,
+    ) -> SwitchState {
         SwitchState {
             flows: flows
                 .into_iter()
-                .map(|(k, v)| (Key::from_wire(k), Value::from_wire(v)))
+                .map(|(k, v)| (Key::from_wire_in(k, p), Value::from_wire_in(v, p)))
                 .collect(),
             groups: groups
                 .into_iter()

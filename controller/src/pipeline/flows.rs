@@ -18,14 +18,15 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use weft_openflow::wire::{Action, Instruction, Match, OFPVID_PRESENT, OxmField};
 
 use super::wire::{FlowKey, FlowValue, canonical_instructions, canonical_match};
-use crate::pipeline::{
-    COOKIE_SEGMENT_MASK, META_FROM_TUNNEL, META_MASK, META_NET_MASK, cookie, priority, table,
+use super::{
+    COOKIE_SEGMENT_MASK, META_FROM_TUNNEL, META_MASK, META_NET_MASK, PIPELINE, Pipeline, cookie,
+    priority,
 };
 
-/// Ethertypes the port-security table matches.
-const ETH_ARP: u16 = 0x0806;
-const ETH_IPV4: u16 = 0x0800;
-const ETH_IPV6: u16 = 0x86dd;
+/// Ethertypes the port-security table checks the addresses of.
+pub(crate) const ETH_ARP: u16 = 0x0806;
+pub(crate) const ETH_IPV4: u16 = 0x0800;
+pub(crate) const ETH_IPV6: u16 = 0x86dd;
 /// 802.1Q, the tag inside tunnels.
 const ETH_VLAN: u16 = 0x8100;
 /// The group bit of a destination MAC: broadcast and multicast.
@@ -63,10 +64,17 @@ pub enum Key {
     Miss { table: u8 },
     /// Classify: a frame from pod port `port` with the pod's own source MAC.
     PodSource { port: u32, mac: [u8; 6] },
+    /// Classify: any frame from pod port `port` (port security `Off`: any source MAC).
+    PodPort { port: u32 },
     /// Classify: a frame from tunnel port `port` tagged with `segment`.
     TunnelSource { port: u32, segment: u16 },
-    /// Port security: anything from `port` (networks without IPAM).
+    /// Port security: anything from `port` (no addresses to check, or not asked to).
     PortAny { port: u32 },
+    /// Port security, below the address checks and the guards: any other EtherType from
+    /// `port` (PTP, eCPRI, PPPoE, MPLS, LLDP...), whose MAC classify checked.
+    PortOtherTypes { port: u32 },
+    /// Port security, shared by all ports: ARP, IPv4 or IPv6 that no address check admitted.
+    Guard { eth_type: u16 },
     /// Port security: ARP from `port` with sender IP `spa` and sender MAC `sha`.
     PortArp {
         port: u32,
@@ -90,16 +98,24 @@ pub enum Key {
 }
 
 impl Key {
+    /// The table number in [`PIPELINE`].
     pub fn table(&self) -> u8 {
+        self.table_in(&PIPELINE)
+    }
+
+    /// The table number in pipeline `p` (tests build pipelines with extra tables).
+    pub fn table_in(&self, p: &Pipeline) -> u8 {
         match self {
             Key::Miss { table } => *table,
-            Key::PodSource { .. } | Key::TunnelSource { .. } => table::CLASSIFY,
+            Key::PodSource { .. } | Key::PodPort { .. } | Key::TunnelSource { .. } => p.classify,
             Key::PortAny { .. }
+            | Key::PortOtherTypes { .. }
+            | Key::Guard { .. }
             | Key::PortArp { .. }
             | Key::PortIpv4 { .. }
             | Key::PortIpv6 { .. }
-            | Key::PortIpv6LinkLocal { .. } => table::PORT_SECURITY,
-            Key::ToLocal { .. } | Key::ToRemote { .. } | Key::Flood { .. } => table::FORWARD,
+            | Key::PortIpv6LinkLocal { .. } => p.port_security,
+            Key::ToLocal { .. } | Key::ToRemote { .. } | Key::Flood { .. } => p.forward,
             Key::Other(k) => k.table,
         }
     }
@@ -108,6 +124,8 @@ impl Key {
         match self {
             Key::Miss { .. } => priority::MISS,
             Key::Flood { .. } => priority::FLOOD,
+            Key::Guard { .. } => priority::GUARD,
+            Key::PortOtherTypes { .. } => priority::OTHER_TYPES,
             Key::Other(k) => k.priority,
             _ => priority::ENDPOINT,
         }
@@ -125,6 +143,10 @@ impl Key {
                     mask: None,
                 },
             ],
+            Key::PodPort { port } | Key::PortAny { port } | Key::PortOtherTypes { port } => {
+                vec![F::InPort(*port)]
+            }
+            Key::Guard { eth_type } => vec![F::EthType(*eth_type)],
             Key::TunnelSource { port, segment } => vec![
                 F::InPort(*port),
                 F::VlanVid {
@@ -132,7 +154,6 @@ impl Key {
                     mask: None,
                 },
             ],
-            Key::PortAny { port } => vec![F::InPort(*port)],
             Key::PortArp { port, spa, sha } => vec![
                 F::InPort(*port),
                 F::EthType(ETH_ARP),
@@ -205,10 +226,14 @@ impl Key {
 
     /// The OpenFlow form.
     pub fn to_wire(&self) -> FlowKey {
+        self.to_wire_in(&PIPELINE)
+    }
+
+    pub fn to_wire_in(&self, p: &Pipeline) -> FlowKey {
         match self {
             Key::Other(k) => (**k).clone(),
             _ => FlowKey {
-                table: self.table(),
+                table: self.table_in(p),
                 priority: self.priority(),
                 r#match: Match::new(self.fields()),
             },
@@ -218,73 +243,80 @@ impl Key {
     /// Parses a flow's identity, read back or from a flow-mod; never fails (anything that is
     /// not exactly one of ours is [`Key::Other`]).
     pub fn from_wire(key: FlowKey) -> Key {
+        Key::from_wire_in(key, &PIPELINE)
+    }
+
+    pub fn from_wire_in(key: FlowKey, p: &Pipeline) -> Key {
         let key = FlowKey {
             r#match: canonical_match(key.r#match),
             ..key
         };
-        match Key::candidate(&key) {
-            Some(k) if k.to_wire() == key => k,
+        match Key::candidate(&key, p) {
+            Some(k) if k.to_wire_in(p) == key => k,
             _ => Key::Other(Box::new(key)),
         }
     }
 
     /// The typed key `key` would be if it is one of ours (shape only; values checked by the
     /// caller's re-encoding).
-    fn candidate(key: &FlowKey) -> Option<Key> {
+    fn candidate(key: &FlowKey, p: &Pipeline) -> Option<Key> {
         use OxmField as F;
         let fields = key.r#match.fields.as_slice();
         if key.priority == priority::MISS {
             return fields.is_empty().then_some(Key::Miss { table: key.table });
         }
-        Some(match (key.table, fields) {
-            (table::CLASSIFY, [F::InPort(port), F::EthSrc { value, .. }]) => Key::PodSource {
+        let t = key.table;
+        Some(match fields {
+            [F::InPort(port), F::EthSrc { value, .. }] if t == p.classify => Key::PodSource {
                 port: *port,
                 mac: *value,
             },
-            (table::CLASSIFY, [F::InPort(port), F::VlanVid { value, .. }]) => Key::TunnelSource {
+            [F::InPort(port), F::VlanVid { value, .. }] if t == p.classify => Key::TunnelSource {
                 port: *port,
                 segment: low12(*value as u64),
             },
-            (table::PORT_SECURITY, [F::InPort(port)]) => Key::PortAny { port: *port },
-            (
-                table::PORT_SECURITY,
-                [
-                    F::InPort(port),
-                    F::EthType(_),
-                    F::ArpSpa { value: spa, .. },
-                    F::ArpSha { value: sha, .. },
-                ],
-            ) => Key::PortArp {
+            [F::InPort(port)] if t == p.classify => Key::PodPort { port: *port },
+            [F::InPort(port)] if t == p.port_security => match key.priority {
+                priority::OTHER_TYPES => Key::PortOtherTypes { port: *port },
+                _ => Key::PortAny { port: *port },
+            },
+            [F::EthType(eth_type)] if t == p.port_security => Key::Guard {
+                eth_type: *eth_type,
+            },
+            [
+                F::InPort(port),
+                F::EthType(_),
+                F::ArpSpa { value: spa, .. },
+                F::ArpSha { value: sha, .. },
+            ] if t == p.port_security => Key::PortArp {
                 port: *port,
                 spa: *spa,
                 sha: *sha,
             },
-            (table::PORT_SECURITY, [F::InPort(port), F::EthType(_), F::Ipv4Src { value, .. }]) => {
+            [F::InPort(port), F::EthType(_), F::Ipv4Src { value, .. }] if t == p.port_security => {
                 Key::PortIpv4 {
                     port: *port,
                     ip: *value,
                 }
             }
-            (
-                table::PORT_SECURITY,
-                [F::InPort(port), F::EthType(_), F::Ipv6Src { value, mask }],
-            ) => match mask {
-                None => Key::PortIpv6 {
-                    port: *port,
-                    ip: *value,
-                },
-                Some(_) => Key::PortIpv6LinkLocal { port: *port },
-            },
-            (
-                table::FORWARD,
-                [
-                    F::Metadata { value, mask },
-                    F::EthDst {
-                        value: mac,
-                        mask: m,
+            [F::InPort(port), F::EthType(_), F::Ipv6Src { value, mask }]
+                if t == p.port_security =>
+            {
+                match mask {
+                    None => Key::PortIpv6 {
+                        port: *port,
+                        ip: *value,
                     },
-                ],
-            ) => {
+                    Some(_) => Key::PortIpv6LinkLocal { port: *port },
+                }
+            }
+            [
+                F::Metadata { value, mask },
+                F::EthDst {
+                    value: mac,
+                    mask: m,
+                },
+            ] if t == p.forward => {
                 let segment = low12(*value);
                 match (key.priority, m) {
                     (priority::FLOOD, _) => Key::Flood {
@@ -305,11 +337,14 @@ impl Key {
 pub enum Value {
     /// No instructions, the shared cookie: the table-miss drop.
     Drop,
-    /// A pod's frame: metadata = its network, on to port security.
+    /// The shared cookie, on to table `to`: the table-miss entry of a pass-through table.
+    Goto { to: u8 },
+    /// A pod's frame: metadata = its network, on to the next table for pods.
     Classify { segment: u16 },
-    /// Passed port security: on to forward.
+    /// Passed port security: on to the next table.
     Admit { segment: u16 },
-    /// A tunnel frame: pop the tag, metadata = network + "from tunnel", on to forward.
+    /// A tunnel frame: pop the tag, metadata = network + "from tunnel", on to the next table
+    /// for tunnel frames.
     Untag { segment: u16 },
     /// Out of local port `port`.
     Output { segment: u16, port: u32 },
@@ -324,7 +359,7 @@ pub enum Value {
 impl Value {
     pub fn cookie(&self) -> u64 {
         match self {
-            Value::Drop => cookie(0),
+            Value::Drop | Value::Goto { .. } => cookie(0),
             Value::Classify { segment }
             | Value::Admit { segment }
             | Value::Untag { segment }
@@ -335,26 +370,32 @@ impl Value {
         }
     }
 
-    /// The instructions, in canonical order.
+    /// The instructions in [`PIPELINE`], in canonical order.
     pub fn instructions(&self) -> Vec<Instruction> {
+        self.instructions_in(&PIPELINE)
+    }
+
+    /// The instructions in pipeline `p`: goto targets are the next tables of its list.
+    pub fn instructions_in(&self, p: &Pipeline) -> Vec<Instruction> {
         use Instruction as I;
         match self {
             Value::Drop => vec![],
+            Value::Goto { to } => vec![I::GotoTable(*to)],
             Value::Classify { segment } => vec![
                 I::WriteMetadata {
                     metadata: meta(*segment, false),
                     mask: META_MASK,
                 },
-                I::GotoTable(table::PORT_SECURITY),
+                I::GotoTable(p.after_classify_pod),
             ],
-            Value::Admit { .. } => vec![I::GotoTable(table::FORWARD)],
+            Value::Admit { .. } => vec![I::GotoTable(p.after_port_security)],
             Value::Untag { segment } => vec![
                 I::ApplyActions(vec![Action::PopVlan]),
                 I::WriteMetadata {
                     metadata: meta(*segment, true),
                     mask: META_MASK,
                 },
-                I::GotoTable(table::FORWARD),
+                I::GotoTable(p.after_classify_tunnel),
             ],
             Value::Output { port, .. } => vec![I::ApplyActions(vec![Action::output(*port)])],
             Value::Tag { segment, tunnel } => vec![I::ApplyActions(tag_actions(*segment, *tunnel))],
@@ -365,23 +406,31 @@ impl Value {
 
     /// The OpenFlow form.
     pub fn to_wire(&self) -> FlowValue {
+        self.to_wire_in(&PIPELINE)
+    }
+
+    pub fn to_wire_in(&self, p: &Pipeline) -> FlowValue {
         match self {
             Value::Other(v) => (**v).clone(),
             _ => FlowValue {
                 cookie: self.cookie(),
-                instructions: self.instructions(),
+                instructions: self.instructions_in(p),
             },
         }
     }
 
     /// Parses what a flow does; never fails (see [`Key::from_wire`]).
     pub fn from_wire(value: FlowValue) -> Value {
+        Value::from_wire_in(value, &PIPELINE)
+    }
+
+    pub fn from_wire_in(value: FlowValue, p: &Pipeline) -> Value {
         let value = FlowValue {
             cookie: value.cookie,
             instructions: canonical_instructions(value.instructions),
         };
         match Value::candidate(&value) {
-            Some(v) if v.to_wire() == value => v,
+            Some(v) if v.to_wire_in(p) == value => v,
             _ => Value::Other(Box::new(value)),
         }
     }
@@ -394,6 +443,8 @@ impl Value {
             [I::WriteMetadata { metadata, .. }, I::GotoTable(_)] => Value::Classify {
                 segment: low12(*metadata),
             },
+            // Segment 0 is no network's: the shared cookie.
+            [I::GotoTable(to)] if segment == 0 => Value::Goto { to: *to },
             [I::GotoTable(_)] => Value::Admit { segment },
             [
                 I::ApplyActions(_),
