@@ -112,6 +112,13 @@ fn table() -> Vec<(ModelError, ErrorCode)> {
             ModelError::NotPrepared("c1/net1".into()),
             C::ControllerError,
         ),
+        (
+            ModelError::SpecStrandsPods {
+                network: key(),
+                pods: vec!["red/p1 (net1): 10.1.0.9 is outside the new subnet".into()],
+            },
+            C::ControllerError,
+        ),
     ]
 }
 
