@@ -3,28 +3,17 @@
 use super::add::validate;
 use super::inverses::Lease;
 use super::ports::{PortPlugger, keys};
-use super::state::Record;
-use super::{Inner, cni_args, host_ifname};
-use crate::netlink::{Netlink, parse_cidr};
+use super::seams::{NodeControl, PodLinks};
+use super::{Inner, host_ifname};
+use crate::netlink::parse_cidr;
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use weft_proto::cni::v1 as pb;
 use weft_proto::cni::{CniError, ErrorCode};
 
-/// What a teardown needs; from the request, the record, or both.
-struct Teardown {
-    container_id: String,
-    ifname: String,
-    ipam_type: String,
-    ipam_config: Vec<u8>,
-    cni_path: Vec<String>,
-    cni_args: String,
-}
-
-pub(crate) async fn del<P: PortPlugger>(
-    inner: &Arc<Inner<P>>,
+pub(crate) async fn del<P: PortPlugger, L: PodLinks, C: NodeControl>(
+    inner: &Arc<Inner<P, L, C>>,
     r: pb::CniRequest,
 ) -> Result<(), CniError> {
     validate(&r, false)?;
@@ -32,72 +21,40 @@ pub(crate) async fn del<P: PortPlugger>(
     let rec = inner.state.load(&r.container_id, &r.ifname);
     // The runtime passes the same configuration as for ADD; the record covers a runtime that
     // does not (or an agent GC).
-    let (ipam_type, ipam_config) = if !r.ipam_type.is_empty() {
-        (r.ipam_type.clone(), r.ipam_config.clone())
-    } else if let Some(rec) = rec.as_ref().filter(|x| !x.ipam_type.is_empty()) {
-        (rec.ipam_type.clone(), rec.ipam_config.clone().into_bytes())
-    } else {
-        (String::new(), Vec::new())
-    };
-    let cni_path = if r.cni_path.is_empty() {
-        rec.as_ref().map(|x| x.cni_path.clone()).unwrap_or_default()
-    } else {
-        r.cni_path.clone()
-    };
-    teardown(
-        inner,
-        Teardown {
-            container_id: r.container_id.clone(),
-            ifname: r.ifname.clone(),
-            ipam_type,
-            ipam_config,
-            cni_path,
-            cni_args: cni_args(&r),
-        },
-    )
-    .await
+    let mut lease = Lease::of_request(&r);
+    if lease.plugin.is_empty() {
+        let recorded = rec.as_ref().filter(|x| !x.ipam_type.is_empty());
+        lease.plugin = recorded.map(|x| x.ipam_type.clone()).unwrap_or_default();
+        lease.config = recorded
+            .map(|x| x.ipam_config.clone().into_bytes())
+            .unwrap_or_default();
+    }
+    if lease.cni_path.is_empty() {
+        lease.cni_path = rec.map(|x| x.cni_path).unwrap_or_default();
+    }
+    teardown(inner, lease).await
 }
 
 /// Removes port, veth, IPAM lease, controller attachment and record. Each step tolerates "already
 /// gone"; a real failure stops here so the runtime's retry can finish the job.
-async fn teardown<P: PortPlugger>(inner: &Arc<Inner<P>>, t: Teardown) -> Result<(), CniError> {
-    let host_if = host_ifname(&t.container_id, &t.ifname);
+async fn teardown<P: PortPlugger, L: PodLinks, C: NodeControl>(
+    inner: &Arc<Inner<P, L, C>>,
+    lease: Lease,
+) -> Result<(), CniError> {
+    let (cid, ifname) = (lease.container_id.as_str(), lease.ifname.as_str());
+    let host_if = host_ifname(cid, ifname);
     inner.delete_port(&host_if).await?;
     inner.release_port_number(&host_if).await;
     inner.delete_veth(&host_if).await?;
-    inner.release_lease(&t.lease()).await?;
-    inner.detach(&t.container_id, &t.ifname).await?;
-    inner.forget(&t.container_id, &t.ifname)
-}
-
-impl Teardown {
-    fn lease(&self) -> Lease {
-        Lease {
-            plugin: self.ipam_type.clone(),
-            cni_path: self.cni_path.clone(),
-            config: self.ipam_config.clone(),
-            container_id: self.container_id.clone(),
-            ifname: self.ifname.clone(),
-            cni_args: self.cni_args.clone(),
-        }
-    }
-}
-
-fn teardown_of(rec: &Record) -> Teardown {
-    Teardown {
-        container_id: rec.container_id.clone(),
-        ifname: rec.ifname.clone(),
-        ipam_type: rec.ipam_type.clone(),
-        ipam_config: rec.ipam_config.clone().into_bytes(),
-        cni_path: rec.cni_path.clone(),
-        cni_args: rec.cni_args.clone(),
-    }
+    inner.release_lease(&lease).await?;
+    inner.detach(cid, ifname).await?;
+    inner.forget(cid, ifname)
 }
 
 /// Attachments (container id, ifname) this node has: records plus ports (a port without a
 /// record is still ours to remove).
-async fn known<P: PortPlugger>(
-    inner: &Inner<P>,
+async fn known<P: PortPlugger, L, C>(
+    inner: &Inner<P, L, C>,
     key: &str,
     value: &str,
 ) -> Result<BTreeSet<(String, String)>, CniError> {
@@ -127,8 +84,8 @@ async fn known<P: PortPlugger>(
 }
 
 /// GC: removes every attachment of this network not in `cni.dev/valid-attachments`.
-pub(crate) async fn gc<P: PortPlugger>(
-    inner: &Arc<Inner<P>>,
+pub(crate) async fn gc<P: PortPlugger, L: PodLinks, C: NodeControl>(
+    inner: &Arc<Inner<P, L, C>>,
     r: pb::CniRequest,
 ) -> Result<(), CniError> {
     let valid: BTreeSet<(String, String)> = r
@@ -144,14 +101,13 @@ pub(crate) async fn gc<P: PortPlugger>(
         let _lock = inner.lock(&cid, &ifname).await;
         let rec = inner.state.load(&cid, &ifname);
         let t = match &rec {
-            Some(rec) => teardown_of(rec),
-            None => Teardown {
-                container_id: cid.clone(),
-                ifname: ifname.clone(),
-                ipam_type: r.ipam_type.clone(),
-                ipam_config: r.ipam_config.clone(),
+            Some(rec) => Lease::of_record(rec),
+            None => Lease {
+                plugin: r.ipam_type.clone(),
+                config: r.ipam_config.clone(),
                 cni_path: r.cni_path.clone(),
                 cni_args: "IgnoreUnknown=1".into(),
+                ..Lease::bare(&cid, &ifname)
             },
         };
         tracing::info!(container = %cid, %ifname, network = %r.network, "GC: removing attachment");
@@ -163,7 +119,9 @@ pub(crate) async fn gc<P: PortPlugger>(
 }
 
 /// The agent's own GC: attachments whose netns file or host link has vanished.
-pub(crate) async fn collect_orphans<P: PortPlugger>(inner: &Arc<Inner<P>>) -> usize {
+pub(crate) async fn collect_orphans<P: PortPlugger, L: PodLinks, C: NodeControl>(
+    inner: &Arc<Inner<P, L, C>>,
+) -> usize {
     let ids = match known(inner, keys::OWNER, keys::OWNER_CNI).await {
         Ok(ids) => ids,
         Err(e) => {
@@ -176,19 +134,16 @@ pub(crate) async fn collect_orphans<P: PortPlugger>(inner: &Arc<Inner<P>>) -> us
         let _lock = inner.lock(&cid, &ifname).await;
         let rec = inner.state.load(&cid, &ifname);
         let host_if = host_ifname(&cid, &ifname);
-        let link_gone = matches!(inner.host.link(&host_if).await, Ok(None));
-        let netns_gone = rec.as_ref().is_some_and(|r| !Path::new(&r.netns).exists());
+        let link_gone = matches!(inner.links.host_link(&host_if).await, Ok(None));
+        let netns_gone = rec
+            .as_ref()
+            .is_some_and(|r| !inner.links.netns_exists(&r.netns));
         if !(link_gone || netns_gone) {
             continue;
         }
-        let t = rec.as_ref().map(teardown_of).unwrap_or(Teardown {
-            container_id: cid.clone(),
-            ifname: ifname.clone(),
-            ipam_type: String::new(),
-            ipam_config: Vec::new(),
-            cni_path: Vec::new(),
-            cni_args: String::new(),
-        });
+        let t = rec
+            .as_ref()
+            .map_or_else(|| Lease::bare(&cid, &ifname), Lease::of_record);
         match teardown(inner, t).await {
             Ok(()) => removed += 1,
             Err(e) => tracing::warn!(container = %cid, %ifname, error = %e, "orphan GC failed"),
@@ -200,8 +155,8 @@ pub(crate) async fn collect_orphans<P: PortPlugger>(inner: &Arc<Inner<P>>) -> us
 
 /// CHECK: the attachment is as ADD left it (record, port, host link, pod interface with its MAC,
 /// state and addresses, and every address prevResult lists for it).
-pub(crate) async fn check<P: PortPlugger>(
-    inner: &Arc<Inner<P>>,
+pub(crate) async fn check<P: PortPlugger, L: PodLinks, C: NodeControl>(
+    inner: &Arc<Inner<P, L, C>>,
     r: pb::CniRequest,
 ) -> Result<(), CniError> {
     validate(&r, true)?;
@@ -226,20 +181,19 @@ pub(crate) async fn check<P: PortPlugger>(
         return Err(fail(format!("OVS port {} missing", rec.host_if)));
     }
     let host = inner
-        .host
-        .link(&rec.host_if)
+        .links
+        .host_link(&rec.host_if)
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(e.msg))?;
     if !host.is_some_and(|h| h.up) {
         return Err(fail(format!("host link {} missing or down", rec.host_if)));
     }
-    let pod = Netlink::in_netns(Path::new(&r.netns))
+    let pod = inner.links.open_pod(&r.netns).await?;
+    let link = inner
+        .links
+        .pod_link(&pod, &r.ifname)
         .await
-        .map_err(|e| CniError::new(ErrorCode::InvalidEnvironment, format!("CNI_NETNS: {e}")))?;
-    let link = pod
-        .link(&r.ifname)
-        .await
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(e.msg))?
         .ok_or_else(|| fail(format!("{} missing in {}", r.ifname, r.netns)))?;
     if !link.up {
         return Err(fail(format!("{} is down", r.ifname)));
@@ -270,10 +224,11 @@ pub(crate) async fn check<P: PortPlugger>(
             r.ifname, link.mtu
         )));
     }
-    let have = pod
-        .addresses(link.index)
+    let have = inner
+        .links
+        .pod_addresses(&pod, &r.ifname)
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(e.msg))?;
     let mut want: Vec<String> = rec.ips.clone();
     if let Some(prev) = &r.prev_result {
         for ip in &prev.ips {
@@ -300,7 +255,9 @@ pub(crate) async fn check<P: PortPlugger>(
 }
 
 /// STATUS: ADD can be served (agent up, bridge present, controller reachable).
-pub(crate) async fn status<P: PortPlugger>(inner: &Arc<Inner<P>>) -> Result<(), CniError> {
+pub(crate) async fn status<P: PortPlugger, L, C>(
+    inner: &Arc<Inner<P, L, C>>,
+) -> Result<(), CniError> {
     let na = |m: String| CniError::new(ErrorCode::NotAvailable, m);
     match inner.ports.bridge_ready().await {
         Ok(true) => {}

@@ -2,14 +2,18 @@
 //! functions. Each accepts "already gone", so running one twice, or after a crash, is harmless.
 
 use weft_proto::agent::v1 as agent;
+use weft_proto::cni::v1 as pb;
 use weft_proto::cni::{CniError, ErrorCode};
 use weft_proto::common::v1 as common;
 
 use super::Inner;
 use super::ipam::{self, IpamCall};
 use super::ports::PortPlugger;
+use super::seams::{NodeControl, PodLinks};
+use super::state::Record;
 
-/// What releasing a delegated IPAM lease needs, owned so a rollback can hold it.
+/// One attachment's identity and what releasing its delegated IPAM lease needs (no `plugin`:
+/// no lease), owned so a rollback can hold it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Lease {
     pub plugin: String,
@@ -20,7 +24,55 @@ pub(crate) struct Lease {
     pub cni_args: String,
 }
 
-impl<P: PortPlugger> Inner<P> {
+impl Lease {
+    /// As the request gives it.
+    pub(crate) fn of_request(r: &pb::CniRequest) -> Self {
+        Lease {
+            plugin: r.ipam_type.clone(),
+            cni_path: r.cni_path.clone(),
+            config: r.ipam_config.clone(),
+            container_id: r.container_id.clone(),
+            ifname: r.ifname.clone(),
+            cni_args: super::cni_args(r),
+        }
+    }
+
+    /// As ADD recorded it.
+    pub(crate) fn of_record(rec: &Record) -> Self {
+        Lease {
+            plugin: rec.ipam_type.clone(),
+            cni_path: rec.cni_path.clone(),
+            config: rec.ipam_config.clone().into_bytes(),
+            container_id: rec.container_id.clone(),
+            ifname: rec.ifname.clone(),
+            cni_args: rec.cni_args.clone(),
+        }
+    }
+
+    /// An attachment known only by its identity (a port without a record).
+    pub(crate) fn bare(container_id: &str, ifname: &str) -> Self {
+        Lease {
+            container_id: container_id.to_string(),
+            ifname: ifname.to_string(),
+            ..Lease::default()
+        }
+    }
+
+    /// The plugin call for this lease (no netns: DEL must work after the pod is gone).
+    pub(crate) fn call(&self) -> IpamCall<'_> {
+        IpamCall {
+            plugin: &self.plugin,
+            cni_path: &self.cni_path,
+            config: &self.config,
+            container_id: &self.container_id,
+            netns: "",
+            ifname: &self.ifname,
+            cni_args: &self.cni_args,
+        }
+    }
+}
+
+impl<P: PortPlugger, L: PodLinks, C: NodeControl> Inner<P, L, C> {
     /// Removes the OVS port of the attachment (absent is fine).
     pub(crate) async fn delete_port(&self, host_if: &str) -> Result<(), CniError> {
         self.ports
@@ -30,14 +82,17 @@ impl<P: PortPlugger> Inner<P> {
             .map_err(|e| CniError::new(ErrorCode::OvsFailed, e.to_string()))
     }
 
+    /// Gives back the OpenFlow port number `host_if` held (if any).
+    pub(crate) async fn release_port_number(&self, host_if: &str) {
+        if let Some(n) = self.numbers.lock().await.as_mut() {
+            n.release(host_if);
+        }
+    }
+
     /// Removes the veth pair: deleting the host end removes the pod end too, in whatever
     /// namespace it is.
     pub(crate) async fn delete_veth(&self, host_if: &str) -> Result<(), CniError> {
-        self.host
-            .del_link_by_name(host_if)
-            .await
-            .map(|_existed| ())
-            .map_err(|e| CniError::new(ErrorCode::LinkFailed, e.to_string()))
+        self.links.delete_veth(host_if).await.map(|_existed| ())
     }
 
     /// Returns a delegated IPAM lease (nothing to do without a plugin).
@@ -45,16 +100,7 @@ impl<P: PortPlugger> Inner<P> {
         if lease.plugin.is_empty() {
             return Ok(());
         }
-        let call = IpamCall {
-            plugin: &lease.plugin,
-            cni_path: &lease.cni_path,
-            config: &lease.config,
-            container_id: &lease.container_id,
-            netns: "",
-            ifname: &lease.ifname,
-            cni_args: &lease.cni_args,
-        };
-        ipam::run("DEL", &call).await.map(|_| ())
+        ipam::run("DEL", &lease.call()).await.map(|_| ())
     }
 
     /// Tells the controller the attachment is gone (unknown attachments are fine), bounded by
@@ -68,13 +114,13 @@ impl<P: PortPlugger> Inner<P> {
             }),
         };
         let to = self.cfg.controller_timeout;
-        match tokio::time::timeout(to, self.controller.clone().detach(req)).await {
+        match tokio::time::timeout(to, self.controller.detach(req)).await {
             Err(_) => Err(CniError::new(
                 ErrorCode::TryAgain,
                 format!("controller did not answer Detach within {to:?}"),
             )),
             Ok(Err(s)) => Err(super::controller_error("Detach", &s)),
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(())) => Ok(()),
         }
     }
 

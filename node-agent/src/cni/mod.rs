@@ -4,18 +4,26 @@
 
 mod add;
 mod del;
+#[cfg(test)]
+mod fakes;
 mod inverses;
-pub mod ipam;
+mod ipam;
+mod plan;
 pub mod port_numbers;
 pub mod ports;
+pub mod seams;
 pub mod state;
+#[cfg(test)]
+mod tests;
 mod undo;
 
-use crate::netlink::{Netlink, NetlinkError};
+use crate::netlink::NetlinkError;
 use ports::PortPlugger;
+use seams::{KernelLinks, NodeControl, PodLinks};
 use state::StateDir;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::UnixListener;
@@ -83,18 +91,18 @@ pub enum CniServerError {
 /// One attachment's lock.
 type LockCell = Arc<tokio::sync::Mutex<()>>;
 
-pub(crate) struct Inner<P> {
+pub(crate) struct Inner<P, L, C> {
     pub cfg: CniConfig,
     pub ports: P,
-    pub controller: NodeControlClient<Channel>,
-    pub host: Netlink,
+    pub links: L,
+    pub controller: C,
     pub state: StateDir,
     locks: Mutex<HashMap<(String, String), LockCell>>,
     /// Pod port numbers; loaded from the bridge on first use.
     numbers: tokio::sync::Mutex<Option<port_numbers::PortNumbers>>,
 }
 
-impl<P> Inner<P> {
+impl<P, L, C> Inner<P, L, C> {
     /// Serialises operations on one attachment (container id, ifname).
     pub async fn lock(&self, cid: &str, ifname: &str) -> AttachmentLock {
         let key = (cid.to_string(), ifname.to_string());
@@ -123,13 +131,6 @@ impl<P> Inner<P> {
             .ok_or_else(|| CniError::new(ErrorCode::OvsFailed, "no free OpenFlow port number left"))
     }
 
-    /// Gives back the number `host_if` held (if any).
-    pub async fn release_port_number(&self, host_if: &str) {
-        if let Some(n) = self.numbers.lock().await.as_mut() {
-            n.release(host_if);
-        }
-    }
-
     pub fn unlock_gc(&self) {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.retain(|_, m| Arc::strong_count(m) > 1);
@@ -138,12 +139,13 @@ impl<P> Inner<P> {
 
 pub(crate) struct AttachmentLock(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>);
 
-/// The CNI service; wrap it in [`CniServer`] or run it with [`serve`].
-pub struct CniService<P> {
-    inner: Arc<Inner<P>>,
+/// The CNI service; wrap it in [`CniServer`] or run it with [`serve`]. Production uses the
+/// default kernel links and controller client; tests may bring their own seams.
+pub struct CniService<P, L = KernelLinks, C = NodeControlClient<Channel>> {
+    inner: Arc<Inner<P, L, C>>,
 }
 
-impl<P> Clone for CniService<P> {
+impl<P, L, C> Clone for CniService<P, L, C> {
     fn clone(&self) -> Self {
         CniService {
             inner: self.inner.clone(),
@@ -168,18 +170,27 @@ impl<P: PortPlugger> CniService<P> {
         ports: P,
         controller: NodeControlClient<Channel>,
     ) -> Result<Self, CniServerError> {
-        let host = match &cfg.host_netns {
-            Some(p) => Netlink::in_netns(p).await?,
-            None => Netlink::current()?,
-        };
+        let links = KernelLinks::new(cfg.host_netns.as_deref()).await?;
+        CniService::from_parts(cfg, ports, links, controller)
+    }
+}
+
+impl<P: PortPlugger, L: PodLinks, C: NodeControl> CniService<P, L, C> {
+    /// A service over the given seams; fails only when the state directory cannot be made.
+    pub fn from_parts(
+        cfg: CniConfig,
+        ports: P,
+        links: L,
+        controller: C,
+    ) -> Result<Self, CniServerError> {
         let state = StateDir::new(&cfg.state_dir)
             .map_err(|e| CniServerError::State(cfg.state_dir.clone(), e))?;
         Ok(CniService {
             inner: Arc::new(Inner {
-                controller,
                 cfg,
                 ports,
-                host,
+                links,
+                controller,
                 state,
                 locks: Mutex::new(HashMap::new()),
                 numbers: tokio::sync::Mutex::new(None),
@@ -212,8 +223,8 @@ impl<P: PortPlugger> CniService<P> {
 }
 
 /// Binds `path` (replacing a stale socket file) and serves until `shutdown` resolves.
-pub async fn serve<P: PortPlugger>(
-    service: CniService<P>,
+pub async fn serve<P: PortPlugger, L: PodLinks, C: NodeControl>(
+    service: CniService<P, L, C>,
     path: &Path,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), CniServerError> {
@@ -237,8 +248,8 @@ pub fn bind(path: &Path) -> Result<UnixListener, CniServerError> {
     Ok(l)
 }
 
-pub async fn serve_listener<P: PortPlugger>(
-    service: CniService<P>,
+pub async fn serve_listener<P: PortPlugger, L: PodLinks, C: NodeControl>(
+    service: CniService<P, L, C>,
     listener: UnixListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), CniServerError> {
@@ -269,11 +280,45 @@ fn reply(r: Result<Option<pb::CniResult>, CniError>) -> Result<Response<pb::CniR
     }))
 }
 
+/// Whether the client that sent a request hung up before its answer: tonic drops the
+/// request's future then, and with it the [`HangupMark`]. ADD checks it between steps and before
+/// it commits.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Hangup(Arc<AtomicBool>);
+
+impl Hangup {
+    /// Held by the request's future; marks the hang-up when dropped.
+    fn mark_on_drop(&self) -> HangupMark {
+        HangupMark(self.clone())
+    }
+
+    /// `TryAgain` once the client is gone: nobody would learn of the work, so it is undone.
+    pub(crate) fn check(&self) -> Result<(), CniError> {
+        if self.0.load(Ordering::Acquire) {
+            return Err(CniError::new(
+                ErrorCode::TryAgain,
+                "the client hung up before the request finished; undone",
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct HangupMark(Hangup);
+
+impl Drop for HangupMark {
+    fn drop(&mut self) {
+        (self.0).0.store(true, Ordering::Release);
+    }
+}
+
 /// Runs `f` on its own task: a client that hangs up mid-ADD must not cancel the rollback.
-async fn detached<P, F, Fut, T>(inner: &Arc<Inner<P>>, f: F) -> Result<T, CniError>
+async fn detached<P, L, C, F, Fut, T>(inner: &Arc<Inner<P, L, C>>, f: F) -> Result<T, CniError>
 where
-    P: PortPlugger,
-    F: FnOnce(Arc<Inner<P>>) -> Fut,
+    P: Send + Sync + 'static,
+    L: Send + Sync + 'static,
+    C: Send + Sync + 'static,
+    F: FnOnce(Arc<Inner<P, L, C>>) -> Fut,
     Fut: std::future::Future<Output = Result<T, CniError>> + Send + 'static,
     T: Send + 'static,
 {
@@ -287,7 +332,7 @@ where
     res
 }
 
-impl<P> CniService<P> {
+impl<P, L, C> CniService<P, L, C> {
     /// Counts the request by outcome, then answers it.
     fn counted(
         &self,
@@ -301,14 +346,17 @@ impl<P> CniService<P> {
 }
 
 #[tonic::async_trait]
-impl<P: PortPlugger> weft_proto::cni::v1::cni_server::Cni for CniService<P> {
+impl<P: PortPlugger, L: PodLinks, C: NodeControl> weft_proto::cni::v1::cni_server::Cni
+    for CniService<P, L, C>
+{
     async fn add(&self, r: Request<pb::CniRequest>) -> Result<Response<pb::CniReply>, Status> {
         let r = r.into_inner();
         let started = std::time::Instant::now();
-        let res = detached(
-            &self.inner,
-            |i| async move { add::add(&i, r).await.map(Some) },
-        )
+        let hangup = Hangup::default();
+        let _mark = hangup.mark_on_drop();
+        let res = detached(&self.inner, |i| async move {
+            add::add(&i, r, &hangup).await.map(Some)
+        })
         .await;
         if res.is_ok() {
             self.inner.cfg.metrics.cni_add.observe(started.elapsed());
@@ -419,19 +467,4 @@ pub(crate) fn cni_args(r: &pb::CniRequest) -> String {
     extra.sort();
     parts.extend(extra.into_iter().map(|(k, v)| format!("{k}={v}")));
     parts.join(";")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_names_are_short_stable_and_distinct() {
-        let a = host_ifname("abc", "net1");
-        assert_eq!(a.len(), 14);
-        assert_eq!(a, host_ifname("abc", "net1"));
-        assert_ne!(a, host_ifname("abc", "net2"));
-        assert_ne!(a, host_ifname("abcn", "et1"));
-        assert!(weft_proto::cni::valid_ifname(&a));
-    }
 }

@@ -4,7 +4,7 @@
 
 use futures::future::BoxFuture;
 
-type Step = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
+type Step = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send + Sync>;
 
 #[derive(Default)]
 pub struct Undo {
@@ -19,7 +19,7 @@ impl Undo {
     /// Registers the inverse of a step that just succeeded.
     pub fn push<F>(&mut self, what: &'static str, f: F)
     where
-        F: FnOnce() -> BoxFuture<'static, ()> + Send + 'static,
+        F: FnOnce() -> BoxFuture<'static, ()> + Send + Sync + 'static,
     {
         self.steps.push((what, Box::new(f)));
     }
