@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use weft_proto::agent::v1::node_control_client::NodeControlClient;
 
 /// The OVSDB handle every part of the agent shares.
-pub type Db = Timed<Client>;
+pub(crate) type Db = Timed<Client>;
 
 /// Where the CNI server listens and keeps its records.
 #[derive(Debug, Clone)]
@@ -55,7 +55,6 @@ pub enum AgentError {
 pub struct Agent {
     link: ControllerLink<Db>,
     cni: Option<(CniService<OvsdbPorts<Db>>, UnixListener)>,
-    db: Db,
     status: watch::Receiver<LinkStatus>,
 }
 
@@ -124,21 +123,12 @@ impl Agent {
         };
         let link = ControllerLink::new(cfg.link, tunnels, db.clone(), metrics, events);
         let status = link.status();
-        Ok(Agent {
-            link,
-            cni,
-            db,
-            status,
-        })
+        Ok(Agent { link, cni, status })
     }
 
     /// The controller link's progress (connected, applied version, problems).
     pub fn status(&self) -> watch::Receiver<LinkStatus> {
         self.status.clone()
-    }
-
-    pub fn db(&self) -> &Db {
-        &self.db
     }
 
     /// Serves until `shutdown` resolves; leaves bridge, tunnels and pod ports in place.

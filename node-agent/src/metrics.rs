@@ -26,7 +26,7 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    pub fn new(bounds: &'static [f64]) -> Self {
+    pub(crate) fn new(bounds: &'static [f64]) -> Self {
         Histogram {
             bounds,
             buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -35,7 +35,7 @@ impl Histogram {
         }
     }
 
-    pub fn observe(&self, d: Duration) {
+    pub(crate) fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
         if let Some(i) = self.bounds.iter().position(|b| secs <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
@@ -45,7 +45,7 @@ impl Histogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
 
@@ -127,22 +127,22 @@ fn label(v: &str) -> String {
 
 impl Metrics {
     /// Replaces the port gauge.
-    pub fn set_ports(&self, by_state: BTreeMap<(String, String), u64>) {
+    pub(crate) fn set_ports(&self, by_state: BTreeMap<(String, String), u64>) {
         *self.ports.lock().unwrap_or_else(|e| e.into_inner()) = by_state;
     }
 
-    pub fn ports(&self) -> BTreeMap<(String, String), u64> {
+    pub(crate) fn ports(&self) -> BTreeMap<(String, String), u64> {
         self.ports.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Counts one CNI request and its outcome (0 = success, else the CNI error code).
-    pub fn cni_request(&self, command: &'static str, code: u32) {
+    pub(crate) fn cni_request(&self, command: &'static str, code: u32) {
         let mut m = self.cni_requests.lock().unwrap_or_else(|e| e.into_inner());
         *m.entry((command, code)).or_default() += 1;
     }
 
     /// Adds one successful ADD's step durations (microseconds).
-    pub fn cni_add_steps(&self, steps: &[(&'static str, u128)]) {
+    pub(crate) fn cni_add_steps(&self, steps: &[(&'static str, u128)]) {
         let mut m = self.cni_add_steps.lock().unwrap_or_else(|e| e.into_inner());
         for (step, us) in steps {
             let e = m.entry(step).or_default();
@@ -323,18 +323,14 @@ pub async fn serve(
 
 /// A [`Transact`] that records each transaction's latency and failure.
 #[derive(Clone)]
-pub struct Timed<T> {
+pub(crate) struct Timed<T> {
     inner: T,
     metrics: Arc<Metrics>,
 }
 
 impl<T> Timed<T> {
-    pub fn new(inner: T, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(inner: T, metrics: Arc<Metrics>) -> Self {
         Timed { inner, metrics }
-    }
-
-    pub fn inner(&self) -> &T {
-        &self.inner
     }
 }
 

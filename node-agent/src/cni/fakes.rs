@@ -45,11 +45,11 @@ pub(super) struct World {
 }
 
 impl World {
-    pub fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn fail_once(&self, op: &'static str) {
+    pub(crate) fn fail_once(&self, op: &'static str) {
         self.state().fail_once.insert(op);
     }
 

@@ -9,7 +9,7 @@ use weft_proto::cni::v1 as pb;
 use weft_proto::cni::{CniError, ErrorCode};
 
 /// One IPAM call's inputs.
-pub struct IpamCall<'a> {
+pub(crate) struct IpamCall<'a> {
     pub plugin: &'a str,
     pub cni_path: &'a [String],
     pub config: &'a [u8],
@@ -32,7 +32,10 @@ fn find(plugin: &str, path: &[String]) -> Option<PathBuf> {
 }
 
 /// Runs `command` (ADD or DEL). ADD returns the plugin's result.
-pub async fn run(command: &str, c: &IpamCall<'_>) -> Result<Option<pb::CniResult>, CniError> {
+pub(crate) async fn run(
+    command: &str,
+    c: &IpamCall<'_>,
+) -> Result<Option<pb::CniResult>, CniError> {
     let bin = find(c.plugin, c.cni_path).ok_or_else(|| {
         fail(format!(
             "IPAM plugin {:?} not found in CNI_PATH {:?}",

@@ -9,10 +9,10 @@ mod fakes;
 mod inverses;
 mod ipam;
 mod plan;
-pub mod port_numbers;
+pub(crate) mod port_numbers;
 pub mod ports;
-pub mod seams;
-pub mod state;
+pub(crate) mod seams;
+pub(crate) mod state;
 #[cfg(test)]
 mod tests;
 mod undo;
@@ -34,7 +34,7 @@ use weft_proto::cni::v1 as pb;
 use weft_proto::cni::{CniError, ErrorCode};
 use weft_proto::error_detail::ErrorReason;
 
-pub use weft_proto::cni::v1::cni_server::CniServer;
+pub(crate) use weft_proto::cni::v1::cni_server::CniServer;
 
 /// Where and how the CNI server runs.
 #[derive(Debug, Clone)]
@@ -104,7 +104,7 @@ pub(crate) struct Inner<P, L, C> {
 
 impl<P, L, C> Inner<P, L, C> {
     /// Serialises operations on one attachment (container id, ifname).
-    pub async fn lock(&self, cid: &str, ifname: &str) -> AttachmentLock {
+    pub(crate) async fn lock(&self, cid: &str, ifname: &str) -> AttachmentLock {
         let key = (cid.to_string(), ifname.to_string());
         let m = {
             let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
@@ -114,7 +114,7 @@ impl<P, L, C> Inner<P, L, C> {
     }
 
     /// An OpenFlow port number for pod port `host_if`, free on the bridge.
-    pub async fn take_port_number(&self, host_if: &str) -> Result<u32, CniError>
+    pub(crate) async fn take_port_number(&self, host_if: &str) -> Result<u32, CniError>
     where
         P: PortPlugger,
     {
@@ -131,7 +131,7 @@ impl<P, L, C> Inner<P, L, C> {
             .ok_or_else(|| CniError::new(ErrorCode::OvsFailed, "no free OpenFlow port number left"))
     }
 
-    pub fn unlock_gc(&self) {
+    pub(crate) fn unlock_gc(&self) {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.retain(|_, m| Arc::strong_count(m) > 1);
     }
@@ -165,7 +165,7 @@ impl<P: PortPlugger> CniService<P> {
 
     /// Like [`CniService::new`] with a controller client made by the caller (e.g. over mutual
     /// TLS, shared with the agent's controller link); `cfg.controller` is then only logged.
-    pub async fn with_controller(
+    pub(crate) async fn with_controller(
         cfg: CniConfig,
         ports: P,
         controller: NodeControlClient<Channel>,
@@ -177,7 +177,7 @@ impl<P: PortPlugger> CniService<P> {
 
 impl<P: PortPlugger, L: PodLinks, C: NodeControl> CniService<P, L, C> {
     /// A service over the given seams; fails only when the state directory cannot be made.
-    pub fn from_parts(
+    pub(crate) fn from_parts(
         cfg: CniConfig,
         ports: P,
         links: L,
@@ -205,7 +205,7 @@ impl<P: PortPlugger, L: PodLinks, C: NodeControl> CniService<P, L, C> {
     }
 
     /// Runs [`CniService::collect_orphans`] every `gc_interval` until the service is dropped.
-    pub fn spawn_gc(&self) -> Option<tokio::task::JoinHandle<()>> {
+    pub(crate) fn spawn_gc(&self) -> Option<tokio::task::JoinHandle<()>> {
         let every = self.inner.cfg.gc_interval?;
         let weak = Arc::downgrade(&self.inner);
         Some(tokio::spawn(async move {
@@ -220,16 +220,6 @@ impl<P: PortPlugger, L: PodLinks, C: NodeControl> CniService<P, L, C> {
             }
         }))
     }
-}
-
-/// Binds `path` (replacing a stale socket file) and serves until `shutdown` resolves.
-pub async fn serve<P: PortPlugger, L: PodLinks, C: NodeControl>(
-    service: CniService<P, L, C>,
-    path: &Path,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), CniServerError> {
-    let listener = bind(path)?;
-    serve_listener(service, listener, shutdown).await
 }
 
 /// Creates the socket's directory, removes a stale socket, binds, and restricts access to root.

@@ -15,13 +15,13 @@
 use std::collections::BTreeMap;
 
 /// First number the agent requests (OVS assigns automatically only below it).
-pub const FIRST: u32 = *weft_types::ports::POD_PORTS.start();
+pub(crate) const FIRST: u32 = *weft_types::ports::POD_PORTS.start();
 /// Last usable number (above it are OpenFlow's reserved ports).
-pub const LAST: u32 = *weft_types::ports::POD_PORTS.end();
+pub(crate) const LAST: u32 = *weft_types::ports::POD_PORTS.end();
 
 /// Which numbers are taken, and by which port, on one bridge.
 #[derive(Debug, Default)]
-pub struct PortNumbers {
+pub(crate) struct PortNumbers {
     /// Where the next search starts.
     next: u32,
     taken: BTreeMap<u32, String>,
@@ -31,7 +31,7 @@ impl PortNumbers {
     /// Starts from the ports the bridge already has (name, ofport or requested ofport); the
     /// search starts after the highest one in range, so a restarted agent does not reuse the
     /// numbers handed out just before it stopped.
-    pub fn new(existing: impl IntoIterator<Item = (String, u32)>) -> Self {
+    pub(crate) fn new(existing: impl IntoIterator<Item = (String, u32)>) -> Self {
         let taken: BTreeMap<u32, String> = existing
             .into_iter()
             .filter(|(_, n)| (FIRST..=LAST).contains(n))
@@ -45,7 +45,7 @@ impl PortNumbers {
     }
 
     /// A free number for port `name`, or `None` when all 32,512 are taken.
-    pub fn take(&mut self, name: &str) -> Option<u32> {
+    pub(crate) fn take(&mut self, name: &str) -> Option<u32> {
         let size = LAST - FIRST + 1;
         for i in 0..size {
             let n = FIRST + (self.next - FIRST + i) % size;
@@ -59,11 +59,12 @@ impl PortNumbers {
     }
 
     /// Frees whatever number port `name` holds (nothing when it holds none).
-    pub fn release(&mut self, name: &str) {
+    pub(crate) fn release(&mut self, name: &str) {
         self.taken.retain(|_, holder| holder != name);
     }
 
-    pub fn taken(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn taken(&self) -> usize {
         self.taken.len()
     }
 }

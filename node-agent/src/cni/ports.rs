@@ -9,19 +9,19 @@ use std::future::Future;
 use std::time::Duration;
 
 /// `external_ids` keys on Weft's pod ports (Port and Interface rows).
-pub mod keys {
+pub(crate) mod keys {
     /// Marks the port as made by the CNI server (value [`OWNER_CNI`]).
-    pub const OWNER: &str = "weft.dev/owner";
-    pub const OWNER_CNI: &str = "cni";
-    pub const NETWORK: &str = "weft.dev/network";
-    pub const POD_NAMESPACE: &str = "weft.dev/pod-namespace";
-    pub const POD_NAME: &str = "weft.dev/pod-name";
-    pub const POD_UID: &str = "weft.dev/pod-uid";
-    pub const CONTAINER_ID: &str = "weft.dev/container-id";
-    pub const IFNAME: &str = "weft.dev/ifname";
-    pub const NETNS: &str = "weft.dev/netns";
+    pub(crate) const OWNER: &str = "weft.dev/owner";
+    pub(crate) const OWNER_CNI: &str = "cni";
+    pub(crate) const NETWORK: &str = "weft.dev/network";
+    pub(crate) const POD_NAMESPACE: &str = "weft.dev/pod-namespace";
+    pub(crate) const POD_NAME: &str = "weft.dev/pod-name";
+    pub(crate) const POD_UID: &str = "weft.dev/pod-uid";
+    pub(crate) const CONTAINER_ID: &str = "weft.dev/container-id";
+    pub(crate) const IFNAME: &str = "weft.dev/ifname";
+    pub(crate) const NETNS: &str = "weft.dev/netns";
     /// OVS convention (also read by other tools): the MAC of the pod end.
-    pub const ATTACHED_MAC: &str = "attached-mac";
+    pub(crate) const ATTACHED_MAC: &str = "attached-mac";
 }
 
 #[derive(Debug, thiserror::Error)]

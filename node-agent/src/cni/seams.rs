@@ -130,7 +130,7 @@ pub struct KernelPod {
 
 impl KernelLinks {
     /// Needs a tokio runtime. `host_netns`: where the bridge is; `None` = the agent's own.
-    pub async fn new(host_netns: Option<&Path>) -> Result<Self, NetlinkError> {
+    pub(crate) async fn new(host_netns: Option<&Path>) -> Result<Self, NetlinkError> {
         let host = match host_netns {
             Some(p) => Netlink::in_netns(p).await?,
             None => Netlink::current()?,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
+pub(crate) struct Record {
     pub container_id: String,
     pub ifname: String,
     pub netns: String,
@@ -26,12 +26,12 @@ pub struct Record {
     pub cni_args: String,
 }
 
-pub struct StateDir {
+pub(crate) struct StateDir {
     dir: PathBuf,
 }
 
 impl StateDir {
-    pub fn new(dir: &Path) -> std::io::Result<Self> {
+    pub(crate) fn new(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         Ok(StateDir {
             dir: dir.to_path_buf(),
@@ -43,7 +43,7 @@ impl StateDir {
         self.dir.join(format!("{container_id}_{ifname}.json"))
     }
 
-    pub fn save(&self, r: &Record) -> std::io::Result<()> {
+    pub(crate) fn save(&self, r: &Record) -> std::io::Result<()> {
         let path = self.path(&r.container_id, &r.ifname);
         let tmp = path.with_extension("tmp");
         let data = serde_json::to_vec(r).map_err(std::io::Error::other)?;
@@ -51,12 +51,12 @@ impl StateDir {
         std::fs::rename(&tmp, &path)
     }
 
-    pub fn load(&self, container_id: &str, ifname: &str) -> Option<Record> {
+    pub(crate) fn load(&self, container_id: &str, ifname: &str) -> Option<Record> {
         let data = std::fs::read(self.path(container_id, ifname)).ok()?;
         serde_json::from_slice(&data).ok()
     }
 
-    pub fn remove(&self, container_id: &str, ifname: &str) -> std::io::Result<()> {
+    pub(crate) fn remove(&self, container_id: &str, ifname: &str) -> std::io::Result<()> {
         match std::fs::remove_file(self.path(container_id, ifname)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -64,7 +64,7 @@ impl StateDir {
     }
 
     /// Every readable record (unreadable files are skipped: they hold nothing we could use).
-    pub fn all(&self) -> Vec<Record> {
+    pub(crate) fn all(&self) -> Vec<Record> {
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };

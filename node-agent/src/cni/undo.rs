@@ -7,17 +7,17 @@ use futures::future::BoxFuture;
 type Step = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send + Sync>;
 
 #[derive(Default)]
-pub struct Undo {
+pub(crate) struct Undo {
     steps: Vec<(&'static str, Step)>,
 }
 
 impl Undo {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Undo::default()
     }
 
     /// Registers the inverse of a step that just succeeded.
-    pub fn push<F>(&mut self, what: &'static str, f: F)
+    pub(crate) fn push<F>(&mut self, what: &'static str, f: F)
     where
         F: FnOnce() -> BoxFuture<'static, ()> + Send + Sync + 'static,
     {
@@ -25,12 +25,12 @@ impl Undo {
     }
 
     /// Runs every inverse, newest first.
-    pub async fn rollback(mut self) {
+    pub(crate) async fn rollback(mut self) {
         run(std::mem::take(&mut self.steps)).await;
     }
 
     /// Success: forget the inverses.
-    pub fn commit(mut self) {
+    pub(crate) fn commit(mut self) {
         self.steps.clear();
     }
 }

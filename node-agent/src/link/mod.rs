@@ -8,8 +8,8 @@
 //! configuration arrives nothing is changed, which is what makes an agent restart safe: the new
 //! agent adopts the previous one's tunnels once it knows which are still wanted.
 
-pub mod ports;
-pub mod session;
+pub(crate) mod ports;
+pub(crate) mod session;
 
 use crate::bridge::{BridgeConfig, ensure_bridge};
 use crate::metrics::Metrics;
@@ -66,7 +66,7 @@ impl LinkConfig {
 }
 
 /// Interface name -> (peer node, error): tunnels the agent could not make or repair.
-pub type Problems = BTreeMap<String, (String, String)>;
+pub(crate) type Problems = BTreeMap<String, (String, String)>;
 
 /// What the link is doing, for tests and logs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,7 +85,7 @@ pub struct LinkStatus {
 type Connecting = Pin<Box<dyn Future<Output = Result<Session, SessionError>> + Send>>;
 
 /// The controller link; see the module docs. Build with [`ControllerLink::new`], then `run`.
-pub struct ControllerLink<T> {
+pub(crate) struct ControllerLink<T> {
     cfg: LinkConfig,
     tunnels: Tunnels<T>,
     db: T,
@@ -116,7 +116,7 @@ async fn next_config(s: Option<&mut Session>) -> Result<Option<pb::NodeConfig>, 
 impl<T: Transact + Clone + Send + Sync + 'static> ControllerLink<T> {
     /// `events` are the OVSDB client's events, with the port monitor ([`ports::MONITOR_ID`])
     /// already registered.
-    pub fn new(
+    pub(crate) fn new(
         cfg: LinkConfig,
         tunnels: Tunnels<T>,
         db: T,
@@ -133,7 +133,7 @@ impl<T: Transact + Clone + Send + Sync + 'static> ControllerLink<T> {
         }
     }
 
-    pub fn status(&self) -> watch::Receiver<LinkStatus> {
+    pub(crate) fn status(&self) -> watch::Receiver<LinkStatus> {
         self.status.subscribe()
     }
 
@@ -150,7 +150,7 @@ impl<T: Transact + Clone + Send + Sync + 'static> ControllerLink<T> {
     }
 
     /// Runs until `shutdown` resolves. Leaves every port and device in place on return.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+    pub(crate) async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let register = self.register_request();
         let mut table = PortTable::default();

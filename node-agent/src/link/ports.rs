@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use weft_proto::agent::v1 as pb;
 
 /// Monitor id of the agent's Interface monitor.
-pub const MONITOR_ID: &str = "weft-agent-ports";
+pub(crate) const MONITOR_ID: &str = "weft-agent-ports";
 /// Columns it watches.
-pub const COLUMNS: &[&str] = &["name", "ofport", "link_state", "error", "external_ids"];
+pub(crate) const COLUMNS: &[&str] = &["name", "ofport", "link_state", "error", "external_ids"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Iface {
@@ -68,7 +68,7 @@ impl Iface {
 
 /// What a monitor event meant for the agent.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Change {
+pub(crate) struct Change {
     /// The port report differs from before.
     pub report: bool,
     /// A tunnel interface vanished or broke, or the database was re-read: reconcile.
@@ -77,7 +77,7 @@ pub struct Change {
 
 /// Weft-owned interfaces (tunnels and pod ports) by row UUID.
 #[derive(Debug, Default)]
-pub struct PortTable {
+pub(crate) struct PortTable {
     rows: BTreeMap<Uuid, Iface>,
 }
 
@@ -112,7 +112,7 @@ impl PortTable {
     }
 
     /// Applies an event of the OVSDB client.
-    pub fn apply(&mut self, ev: &Event) -> Change {
+    pub(crate) fn apply(&mut self, ev: &Event) -> Change {
         match ev {
             Event::Initial {
                 monitor_id,
@@ -128,7 +128,10 @@ impl PortTable {
 
     /// Ports as the controller wants them, sorted by name. `problems` (interface name -> (peer,
     /// error)) adds the agent's own errors: tunnels it could not make have no row yet.
-    pub fn report(&self, problems: &BTreeMap<String, (String, String)>) -> Vec<pb::PortState> {
+    pub(crate) fn report(
+        &self,
+        problems: &BTreeMap<String, (String, String)>,
+    ) -> Vec<pb::PortState> {
         let mut out: BTreeMap<String, pb::PortState> = BTreeMap::new();
         for i in self.rows.values() {
             out.insert(
@@ -160,7 +163,7 @@ impl PortTable {
     }
 
     /// (kind, state) -> count, for the ports gauge.
-    pub fn by_state(&self) -> BTreeMap<(String, String), u64> {
+    pub(crate) fn by_state(&self) -> BTreeMap<(String, String), u64> {
         let mut m = BTreeMap::new();
         for i in self.rows.values() {
             *m.entry((i.kind().to_string(), i.state().to_string()))
@@ -170,7 +173,8 @@ impl PortTable {
     }
 
     /// The ofport of a tunnel to `peer`, if assigned.
-    pub fn tunnel_ofport(&self, peer: &str) -> Option<i64> {
+    #[cfg(test)]
+    fn tunnel_ofport(&self, peer: &str) -> Option<i64> {
         self.rows
             .values()
             .find(|i| i.owner == OWNER_TUNNEL && i.peer == peer)

@@ -53,7 +53,7 @@ impl TlsFiles {
 
     /// Builds tonic's TLS settings, reading the files now (so a rotated certificate is picked up
     /// on the next reconnect).
-    pub fn load(&self) -> Result<ClientTlsConfig, SessionError> {
+    pub(crate) fn load(&self) -> Result<ClientTlsConfig, SessionError> {
         let mut tls = ClientTlsConfig::new();
         if let Some(ca) = &self.ca {
             tls = tls.ca_certificate(Certificate::from_pem(Self::read(ca)?));
@@ -80,7 +80,7 @@ impl ControllerTarget {
     /// A channel connected now if the controller answers within `wait`, else a lazy one: the
     /// first pod ADD on a node should not pay for the connection (tens of ms with TLS or a slow
     /// network). Either way it reconnects on its own later.
-    pub async fn channel_warm(&self, wait: Duration) -> Result<Channel, SessionError> {
+    pub(crate) async fn channel_warm(&self, wait: Duration) -> Result<Channel, SessionError> {
         let ep = self.endpoint()?;
         match tokio::time::timeout(wait, ep.connect()).await {
             Ok(Ok(ch)) => Ok(ch),
@@ -130,7 +130,7 @@ async fn bounded<T>(
 }
 
 /// Connects, registers and opens the configuration stream.
-pub async fn open(
+pub(crate) async fn open(
     target: &ControllerTarget,
     register: pb::RegisterRequest,
 ) -> Result<Session, SessionError> {

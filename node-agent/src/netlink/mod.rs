@@ -17,7 +17,9 @@ use tokio::task::JoinHandle;
 use weft_types::MacAddr;
 
 mod vxlan;
-pub use vxlan::{LinkDetail, MAX_ALIAS, VxlanParams, VxlanSpec};
+#[cfg(test)]
+pub(crate) use vxlan::VxlanParams;
+pub(crate) use vxlan::{LinkDetail, MAX_ALIAS, VxlanSpec};
 
 const ENODEV: i32 = 19;
 const EEXIST: i32 = 17;
@@ -56,12 +58,12 @@ impl NetlinkError {
     }
 
     /// The link (or address, route) does not exist.
-    pub fn is_not_found(&self) -> bool {
+    pub(crate) fn is_not_found(&self) -> bool {
         matches!(self.errno(), Some(ENODEV | ENOENT | ESRCH))
     }
 
     /// A link of that name (or the address, route) already exists.
-    pub fn is_exists(&self) -> bool {
+    pub(crate) fn is_exists(&self) -> bool {
         self.errno() == Some(EEXIST)
     }
 }
@@ -95,7 +97,7 @@ impl Drop for Netlink {
 }
 
 /// Opens the namespace file (`/run/netns/x`, `/proc/<pid>/ns/net`).
-pub fn open_netns(path: &Path) -> Result<File, NetlinkError> {
+pub(crate) fn open_netns(path: &Path) -> Result<File, NetlinkError> {
     File::open(path).map_err(|source| NetlinkError::Netns {
         path: path.to_path_buf(),
         source,
@@ -104,7 +106,7 @@ pub fn open_netns(path: &Path) -> Result<File, NetlinkError> {
 
 impl Netlink {
     /// A connection in the caller's current network namespace. Needs a tokio runtime.
-    pub fn current() -> Result<Self, NetlinkError> {
+    pub(crate) fn current() -> Result<Self, NetlinkError> {
         let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
         let task = tokio::spawn(conn);
         Ok(Netlink { handle, task })
@@ -117,7 +119,7 @@ impl Netlink {
     }
 
     /// Like [`Netlink::in_netns`] with the namespace file already open.
-    pub async fn in_netns_file(ns: File, path: &Path) -> Result<Self, NetlinkError> {
+    pub(crate) async fn in_netns_file(ns: File, path: &Path) -> Result<Self, NetlinkError> {
         let rt = tokio::runtime::Handle::current();
         let path = path.to_path_buf();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -144,7 +146,7 @@ impl Netlink {
     }
 
     /// The link called `name`, if any.
-    pub async fn link(&self, name: &str) -> Result<Option<LinkInfo>, NetlinkError> {
+    pub(crate) async fn link(&self, name: &str) -> Result<Option<LinkInfo>, NetlinkError> {
         let mut s = self
             .handle
             .link()
@@ -161,33 +163,10 @@ impl Netlink {
         }
     }
 
-    /// Every link of the namespace.
-    pub async fn links(&self) -> Result<Vec<LinkInfo>, NetlinkError> {
-        let msgs: Vec<LinkMessage> = self
-            .handle
-            .link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(req("list links"))?;
-        Ok(msgs.iter().map(link_info).collect())
-    }
-
-    /// Creates the veth pair `name` <-> `peer` (both down).
-    pub async fn add_veth(&self, name: &str, peer: &str) -> Result<(), NetlinkError> {
-        self.handle
-            .link()
-            .add(LinkVeth::new(name, peer).build())
-            .execute()
-            .await
-            .map_err(req(format!("add veth {name}/{peer}")))
-    }
-
     /// Creates the veth pair `name` <-> `peer` with the peer made directly inside namespace
     /// `peer_ns` with its final name, MAC and MTU. Creating it there, rather than moving it,
     /// avoids the RCU grace period a namespace move waits for (tens of milliseconds).
-    pub async fn add_veth_into(
+    pub(crate) async fn add_veth_into(
         &self,
         name: &str,
         peer: &str,
@@ -221,7 +200,7 @@ impl Netlink {
     }
 
     /// Brings link `index` up.
-    pub async fn set_up(&self, index: u32) -> Result<(), NetlinkError> {
+    pub(crate) async fn set_up(&self, index: u32) -> Result<(), NetlinkError> {
         let up = LinkMessageBuilder::<LinkUnspec>::new()
             .index(index)
             .up()
@@ -234,22 +213,8 @@ impl Netlink {
             .map_err(req(format!("set link {index} up")))
     }
 
-    /// Moves link `index` into the namespace `ns`.
-    pub async fn move_to_netns(&self, index: u32, ns: &File) -> Result<(), NetlinkError> {
-        let msg = LinkMessageBuilder::<LinkUnspec>::new()
-            .index(index)
-            .setns_by_fd(ns.as_raw_fd())
-            .build();
-        self.handle
-            .link()
-            .set(msg)
-            .execute()
-            .await
-            .map_err(req(format!("move link {index} to netns")))
-    }
-
     /// Renames (the link must be down), sets MAC and MTU, then brings it up.
-    pub async fn configure(
+    pub(crate) async fn configure(
         &self,
         index: u32,
         name: Option<&str>,
@@ -284,7 +249,7 @@ impl Netlink {
             .map_err(req(format!("set link {index} up")))
     }
 
-    pub async fn del_link(&self, index: u32) -> Result<(), NetlinkError> {
+    pub(crate) async fn del_link(&self, index: u32) -> Result<(), NetlinkError> {
         self.handle
             .link()
             .del(index)
@@ -294,7 +259,7 @@ impl Netlink {
     }
 
     /// Deletes the link called `name`; `Ok(false)` when there was none.
-    pub async fn del_link_by_name(&self, name: &str) -> Result<bool, NetlinkError> {
+    pub(crate) async fn del_link_by_name(&self, name: &str) -> Result<bool, NetlinkError> {
         let Some(l) = self.link(name).await? else {
             return Ok(false);
         };
@@ -305,7 +270,7 @@ impl Netlink {
         }
     }
 
-    pub async fn add_address(
+    pub(crate) async fn add_address(
         &self,
         index: u32,
         ip: IpAddr,
@@ -320,7 +285,7 @@ impl Netlink {
     }
 
     /// Addresses on link `index` (CIDR parts).
-    pub async fn addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>, NetlinkError> {
+    pub(crate) async fn addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>, NetlinkError> {
         let msgs: Vec<AddressMessage> = self
             .handle
             .address()
@@ -343,7 +308,7 @@ impl Netlink {
     }
 
     /// A route to `dst/prefix` out of link `index`, via `gw` when given.
-    pub async fn add_route(
+    pub(crate) async fn add_route(
         &self,
         index: u32,
         dst: IpAddr,
@@ -391,7 +356,7 @@ fn link_info(m: &LinkMessage) -> LinkInfo {
 }
 
 /// `10.1.0.5/24` (or a bare address: host prefix) -> parts.
-pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+pub(crate) fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     match s.split_once('/') {
         Some((a, p)) => {
             let ip: IpAddr = a.parse().ok()?;
@@ -410,7 +375,7 @@ pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
 ///
 /// Needed with OVS's userspace (`netdev`) datapath: it reads veth frames through AF_PACKET, where
 /// a checksum left for "hardware" is never filled in, so the receiver drops TCP/UDP.
-pub async fn disable_tx_checksum(ns: &File, ifname: &str) -> Result<(), NetlinkError> {
+pub(crate) async fn disable_tx_checksum(ns: &File, ifname: &str) -> Result<(), NetlinkError> {
     let ns = ns
         .try_clone()
         .map_err(|e| NetlinkError::Socket(std::io::Error::other(format!("dup netns fd: {e}"))))?;

@@ -12,11 +12,11 @@ use rtnetlink::{LinkMessageBuilder, LinkUnspec};
 use std::net::IpAddr;
 
 /// The kernel's limit on `IFLA_IFALIAS` (IFALIASZ - 1).
-pub const MAX_ALIAS: usize = 255;
+pub(crate) const MAX_ALIAS: usize = 255;
 
 /// The VXLAN parameters of a device, as read back from the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct VxlanParams {
+pub(crate) struct VxlanParams {
     pub vni: u32,
     pub local: Option<IpAddr>,
     /// The unicast remote (`group` in netlink terms when it is not multicast).
@@ -27,7 +27,7 @@ pub struct VxlanParams {
 
 /// One link with what the tunnel reconciler needs to judge it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkDetail {
+pub(crate) struct LinkDetail {
     pub info: LinkInfo,
     /// `vxlan`, `veth`, `dummy`, ...; `None` for links without a kind (e.g. physical NICs, lo).
     pub kind: Option<String>,
@@ -38,7 +38,7 @@ pub struct LinkDetail {
 
 /// What [`Netlink::add_vxlan`] creates.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VxlanSpec {
+pub(crate) struct VxlanSpec {
     pub name: String,
     pub vni: u32,
     pub local: IpAddr,
@@ -98,7 +98,7 @@ fn vxlan_params(attrs: &[InfoVxlan]) -> VxlanParams {
 
 impl Netlink {
     /// Every link of the namespace with kind, alias and VXLAN parameters.
-    pub async fn links_detailed(&self) -> Result<Vec<LinkDetail>, NetlinkError> {
+    pub(crate) async fn links_detailed(&self) -> Result<Vec<LinkDetail>, NetlinkError> {
         let msgs: Vec<LinkMessage> = self
             .handle
             .link()
@@ -110,29 +110,12 @@ impl Netlink {
         Ok(msgs.iter().map(detail).collect())
     }
 
-    /// One link's details, `None` when there is no link of that name.
-    pub async fn link_detailed(&self, name: &str) -> Result<Option<LinkDetail>, NetlinkError> {
-        let mut s = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute();
-        match s.try_next().await {
-            Ok(m) => Ok(m.as_ref().map(detail)),
-            Err(e) => {
-                let e = req(format!("get link {name}"))(e);
-                if e.is_not_found() { Ok(None) } else { Err(e) }
-            }
-        }
-    }
-
     /// Creates a point-to-point VXLAN device (no learning: the controller's flows know every
     /// MAC, and a learning device would answer from a stale FDB), then sets its alias and brings
     /// it up. Returns its interface index. Fails with [`NetlinkError::is_exists`] when a link of
     /// that name exists. A device left half-made (created, alias or up failed) is deleted again,
     /// so a retry starts clean.
-    pub async fn add_vxlan(&self, spec: &VxlanSpec) -> Result<u32, NetlinkError> {
+    pub(crate) async fn add_vxlan(&self, spec: &VxlanSpec) -> Result<u32, NetlinkError> {
         let mut b = LinkVxlan::new(&spec.name, spec.vni)
             .port(spec.port)
             .learning(false);
@@ -187,7 +170,11 @@ impl Netlink {
     }
 
     /// Sets MTU (when given) and brings link `index` up, in place.
-    pub async fn set_mtu_up(&self, index: u32, mtu: Option<u32>) -> Result<(), NetlinkError> {
+    pub(crate) async fn set_mtu_up(
+        &self,
+        index: u32,
+        mtu: Option<u32>,
+    ) -> Result<(), NetlinkError> {
         let mut b = LinkMessageBuilder::<LinkUnspec>::new().index(index).up();
         if let Some(m) = mtu {
             b = b.mtu(m);

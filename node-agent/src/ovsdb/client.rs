@@ -4,7 +4,7 @@ use super::Error;
 use super::conn::{ConnectOptions, Connection, Endpoint};
 use super::monitor::{Event, MonitorRequest, TableUpdates};
 use super::ops::{Operation, OperationResult};
-use serde_json::Value as Json;
+
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, watch};
@@ -94,7 +94,7 @@ impl Client {
     }
 
     /// The current session, waiting for one if disconnected.
-    pub async fn connection(&self) -> Result<Connection, Error> {
+    pub(crate) async fn connection(&self) -> Result<Connection, Error> {
         let mut gen_rx = self.shared.generation.subscribe();
         let wait = async {
             loop {
@@ -127,10 +127,6 @@ impl Client {
 
     pub async fn list_dbs(&self) -> Result<Vec<String>, Error> {
         self.connection().await?.list_dbs().await
-    }
-
-    pub async fn get_schema(&self, db: &str) -> Result<Json, Error> {
-        self.connection().await?.get_schema(db).await
     }
 
     /// Starts a monitor that survives reconnects: it is re-issued on every new session, and its

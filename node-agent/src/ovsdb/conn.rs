@@ -157,7 +157,7 @@ impl Connection {
     }
 
     /// Sends a raw JSON-RPC request and waits for its `result`.
-    pub async fn request(&self, method: &str, params: Json) -> Result<Json, Error> {
+    pub(crate) async fn request(&self, method: &str, params: Json) -> Result<Json, Error> {
         let (reply, rx) = oneshot::channel();
         self.requests
             .send(Request {
@@ -202,7 +202,7 @@ impl Connection {
 
     /// Starts a monitor and returns the initial contents; later changes arrive as
     /// [`Event::Update`] with this `monitor_id`.
-    pub async fn monitor(
+    pub(crate) async fn monitor(
         &self,
         db: &str,
         monitor_id: &str,
@@ -217,7 +217,7 @@ impl Connection {
         parse_table_updates(&r)
     }
 
-    pub async fn monitor_cancel(&self, monitor_id: &str) -> Result<(), Error> {
+    pub(crate) async fn monitor_cancel(&self, monitor_id: &str) -> Result<(), Error> {
         self.request("monitor_cancel", json!([monitor_id])).await?;
         Ok(())
     }

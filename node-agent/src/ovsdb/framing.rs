@@ -97,7 +97,7 @@ impl JsonSplitter {
     }
 
     /// True while part of a message is buffered (EOF then means a truncated message).
-    pub fn has_partial(&self) -> bool {
+    pub(crate) fn has_partial(&self) -> bool {
         self.depth > 0
             || self.buf[self.scanned..]
                 .iter()

@@ -29,13 +29,6 @@ impl MonitorRequest {
             modify: true,
         }
     }
-
-    pub fn all_columns(table: &str) -> Self {
-        MonitorRequest {
-            columns: None,
-            ..Self::new(table, &[])
-        }
-    }
 }
 
 /// The third `monitor` parameter: `{table: {columns, select}}`.

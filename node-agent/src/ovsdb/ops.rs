@@ -247,7 +247,7 @@ impl Operation {
     }
 
     /// The RFC 7047 `op` name, used in error messages.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Operation::Insert { .. } => "insert",
             Operation::Select { .. } => "select",
@@ -259,7 +259,7 @@ impl Operation {
         }
     }
 
-    pub fn to_json(&self) -> Json {
+    pub(crate) fn to_json(&self) -> Json {
         let mut o = Map::new();
         o.insert("op".into(), json!(self.name()));
         let where_ = |c: &[Condition]| Json::Array(c.iter().map(Condition::to_json).collect());

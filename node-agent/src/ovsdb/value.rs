@@ -28,7 +28,7 @@ impl Uuid {
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -52,7 +52,7 @@ pub enum Atom {
 }
 
 impl Atom {
-    pub fn to_json(&self) -> Json {
+    pub(crate) fn to_json(&self) -> Json {
         match self {
             Atom::Integer(i) => json!(i),
             Atom::Real(r) => json!(r),
@@ -63,7 +63,7 @@ impl Atom {
         }
     }
 
-    pub fn from_json(j: &Json) -> Result<Self, Error> {
+    pub(crate) fn from_json(j: &Json) -> Result<Self, Error> {
         match j {
             Json::Bool(b) => Ok(Atom::Boolean(*b)),
             Json::String(s) => Ok(Atom::String(s.clone())),
@@ -90,14 +90,14 @@ impl Atom {
         }
     }
 
-    pub fn as_integer(&self) -> Option<i64> {
+    pub(crate) fn as_integer(&self) -> Option<i64> {
         match self {
             Atom::Integer(i) => Some(*i),
             _ => None,
         }
     }
 
-    pub fn as_uuid(&self) -> Option<&Uuid> {
+    pub(crate) fn as_uuid(&self) -> Option<&Uuid> {
         match self {
             Atom::Uuid(u) => Some(u),
             _ => None,
@@ -168,7 +168,7 @@ impl Value {
         Value::Atom(Atom::NamedUuid(name.to_string()))
     }
 
-    pub fn to_json(&self) -> Json {
+    pub(crate) fn to_json(&self) -> Json {
         match self {
             Value::Atom(a) => a.to_json(),
             Value::Set(items) => {
@@ -184,7 +184,7 @@ impl Value {
         }
     }
 
-    pub fn from_json(j: &Json) -> Result<Self, Error> {
+    pub(crate) fn from_json(j: &Json) -> Result<Self, Error> {
         let tag = j.as_array().and_then(|a| a.first()).and_then(Json::as_str);
         let body = || {
             j.as_array()
@@ -213,7 +213,7 @@ impl Value {
     }
 
     /// Elements viewed as a set (a bare atom is a 1-set).
-    pub fn as_set(&self) -> &[Atom] {
+    pub(crate) fn as_set(&self) -> &[Atom] {
         match self {
             Value::Atom(a) => std::slice::from_ref(a),
             Value::Set(s) => s,
@@ -222,7 +222,7 @@ impl Value {
     }
 
     /// The single element of an atom or 1-set; `None` for empty sets (unset optional columns).
-    pub fn as_atom(&self) -> Option<&Atom> {
+    pub(crate) fn as_atom(&self) -> Option<&Atom> {
         match self.as_set() {
             [a] => Some(a),
             _ => None,

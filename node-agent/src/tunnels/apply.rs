@@ -34,7 +34,7 @@ pub struct ApplyOutcome {
 }
 
 impl ApplyOutcome {
-    pub fn conflicts(&self) -> &[Conflict] {
+    pub(crate) fn conflicts(&self) -> &[Conflict] {
         &self.plan.conflicts
     }
 }
@@ -73,12 +73,8 @@ impl<T: Transact> Tunnels<T> {
         }
     }
 
-    pub fn netlink(&self) -> &Netlink {
-        &self.netlink
-    }
-
     /// Reads every link of the namespace and every port of the database.
-    pub async fn observe(&self) -> Result<Observed, TunnelError> {
+    pub(crate) async fn observe(&self) -> Result<Observed, TunnelError> {
         let ops = [
             Operation::select(
                 "Bridge",

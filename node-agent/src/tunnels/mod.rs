@@ -8,28 +8,27 @@
 //! `weft.dev/owner=tunnel` and `weft.dev/peer=<node>` in `external_ids`. Anything without these
 //! marks is never modified, even when it has the name a tunnel wants.
 
-pub mod apply;
+pub(crate) mod apply;
 pub mod plan;
 
 pub use apply::{ApplyOutcome, Tunnels};
-pub use plan::{Action, Conflict, Plan, plan};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use weft_proto::agent::v1 as pb;
 
 /// Alias prefix of our kernel devices (`weft-tunnel <peer>`).
-pub const ALIAS_PREFIX: &str = "weft-tunnel";
+pub(crate) const ALIAS_PREFIX: &str = "weft-tunnel";
 /// `external_ids` value of `weft.dev/owner` on tunnel ports.
-pub const OWNER_TUNNEL: &str = "tunnel";
+pub(crate) const OWNER_TUNNEL: &str = "tunnel";
 /// `external_ids` key naming the peer node of a tunnel port.
-pub const PEER_KEY: &str = "weft.dev/peer";
+pub(crate) const PEER_KEY: &str = "weft.dev/peer";
 /// Largest VNI (24 bits).
-pub const MAX_VNI: u32 = 0x00ff_ffff;
+pub(crate) const MAX_VNI: u32 = 0x00ff_ffff;
 
 /// Fallbacks for peer fields the controller left at zero (taken from `RegisterReply`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Defaults {
+pub(crate) struct Defaults {
     pub vni: u32,
     pub port: u16,
     pub mtu: u32,
@@ -60,7 +59,7 @@ pub struct TunnelSpec {
 
 impl TunnelSpec {
     /// The kernel alias marking the device as ours (truncated to the kernel's limit).
-    pub fn alias(&self) -> String {
+    pub(crate) fn alias(&self) -> String {
         alias_for(&self.peer)
     }
 }
@@ -78,7 +77,7 @@ pub(crate) fn alias_for(peer: &str) -> String {
 }
 
 /// Whether a kernel alias marks a device as one of our tunnels.
-pub fn is_our_alias(alias: Option<&str>) -> bool {
+pub(crate) fn is_our_alias(alias: Option<&str>) -> bool {
     alias.is_some_and(|a| a == ALIAS_PREFIX || a.starts_with(&format!("{ALIAS_PREFIX} ")))
 }
 
@@ -91,7 +90,7 @@ pub fn tunnel_ifname(peer: &str) -> String {
 
 /// A peer the controller sent that cannot become a tunnel.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
+pub(crate) struct Invalid {
     pub peer: String,
     /// The name its tunnel would have had (empty when the peer name itself is unusable).
     pub name: String,
@@ -100,7 +99,7 @@ pub struct Invalid {
 
 /// Validates the controller's peer list into tunnel specs keyed by interface name. Invalid
 /// peers are returned separately (to be logged and reported) and never affect the others.
-pub fn desired(
+pub(crate) fn desired(
     own_node: &str,
     local: IpAddr,
     defaults: Defaults,

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// An OVS port as read from the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObservedPort {
+pub(crate) struct ObservedPort {
     pub uuid: Uuid,
     pub name: String,
     /// Whether our bridge's `ports` holds it.
@@ -28,7 +28,7 @@ pub struct ObservedPort {
 }
 
 impl ObservedPort {
-    pub fn owned(&self) -> bool {
+    pub(crate) fn owned(&self) -> bool {
         self.external_ids.get(keys::OWNER).map(String::as_str) == Some(OWNER_TUNNEL)
     }
 
@@ -39,7 +39,7 @@ impl ObservedPort {
 
 /// What exists now: kernel links and OVS ports, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Observed {
+pub(crate) struct Observed {
     pub links: BTreeMap<String, LinkDetail>,
     pub ports: BTreeMap<String, ObservedPort>,
 }
@@ -85,7 +85,7 @@ impl Action {
     }
 
     /// The tunnel (interface) name this action is about.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             Action::DeletePort { name, .. }
             | Action::DeleteDevice { name, .. }
@@ -111,11 +111,7 @@ pub struct Plan {
     pub healthy: BTreeSet<String>,
 }
 
-impl Plan {
-    pub fn is_noop(&self) -> bool {
-        self.actions.is_empty()
-    }
-}
+impl Plan {}
 
 /// Why our device does not match `spec` in a way only recreation fixes, if it does not.
 fn device_mismatch(l: &LinkDetail, spec: &TunnelSpec) -> Option<String> {
@@ -161,7 +157,7 @@ fn port_mismatch(p: &ObservedPort, spec: &TunnelSpec) -> Option<String> {
 }
 
 /// Computes the changes that turn `seen` into `want` (keyed by interface name).
-pub fn plan(want: &BTreeMap<String, TunnelSpec>, seen: &Observed) -> Plan {
+pub(crate) fn plan(want: &BTreeMap<String, TunnelSpec>, seen: &Observed) -> Plan {
     let mut p = Plan::default();
     for (name, spec) in want {
         let link = seen.links.get(name);
@@ -399,7 +395,7 @@ mod tests {
             &want(&[b.clone(), c.clone()]),
             &healthy(&[(&b, 1), (&c, 2)]),
         );
-        assert!(p.is_noop(), "{:?}", p.actions);
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
         assert_eq!(p.healthy, [b.name, c.name].into());
     }
 
@@ -518,7 +514,7 @@ mod tests {
         seen.ports.insert("wfpod".into(), pt);
 
         let p = plan(&want(&[b.clone(), c.clone()]), &seen);
-        assert!(p.is_noop(), "{:?}", p.actions);
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
         let mut names: Vec<&str> = p.conflicts.iter().map(|c| c.peer.as_str()).collect();
         names.sort();
         assert_eq!(names, vec!["b", "c"]);
@@ -596,7 +592,11 @@ mod tests {
         // "system" is the explicit spelling of the default type.
         let mut seen = healthy(&[(&b, 1)]);
         seen.ports.get_mut(&b.name).unwrap().ifaces[0].1 = "system".into();
-        assert!(plan(&want(std::slice::from_ref(&b)), &seen).is_noop());
+        assert!(
+            plan(&want(std::slice::from_ref(&b)), &seen)
+                .actions
+                .is_empty()
+        );
     }
 
     #[test]
@@ -604,6 +604,10 @@ mod tests {
         let mut b = spec("b", "fd00::2");
         b.local = "fd00::1".parse::<IpAddr>().unwrap();
         let seen = healthy(&[(&b, 1)]);
-        assert!(plan(&want(std::slice::from_ref(&b)), &seen).is_noop());
+        assert!(
+            plan(&want(std::slice::from_ref(&b)), &seen)
+                .actions
+                .is_empty()
+        );
     }
 }
