@@ -108,6 +108,20 @@ impl Rig {
         left
     }
 
+    /// Attaches the usual pod and a second one in another namespace; returns the second's request.
+    async fn add_two_pods(&self) -> pb::CniRequest {
+        let other = pb::CniRequest {
+            container_id: "beef".into(),
+            netns: OTHER_NETNS.into(),
+            ..request()
+        };
+        for r in [request(), other.clone()] {
+            let reply = call(&self.svc, "ADD", r).await;
+            assert_eq!(code(&reply), 0, "{:?}", reply.error);
+        }
+        other
+    }
+
     /// Waits (bounded) for a rollback running on its own task to finish.
     async fn settled(&self) -> Vec<String> {
         for _ in 0..500 {
@@ -329,12 +343,7 @@ async fn a_client_that_hangs_up_mid_add_gets_everything_rolled_back() {
 #[tokio::test]
 async fn del_and_gc_after_an_agent_restart() {
     let rig = rig();
-    let mut second = request();
-    second.container_id = "beef".into();
-    second.netns = OTHER_NETNS.into();
-    for r in [request(), second.clone()] {
-        assert_eq!(code(&call(&rig.svc, "ADD", r).await), 0);
-    }
+    rig.add_two_pods().await;
     // A new agent over the same state directory and the same node.
     let Rig { world, dir, svc } = rig;
     drop(svc);
@@ -366,12 +375,7 @@ async fn a_second_add_for_the_same_attachment_changes_nothing() {
 #[tokio::test]
 async fn gc_keeps_valid_attachments_and_removes_the_rest() {
     let rig = rig();
-    let mut other = request();
-    other.container_id = "beef".into();
-    other.netns = OTHER_NETNS.into();
-    for r in [request(), other.clone()] {
-        assert_eq!(code(&call(&rig.svc, "ADD", r).await), 0);
-    }
+    let other = rig.add_two_pods().await;
     let gc = pb::CniRequest {
         valid_attachments: vec![common::AttachmentId {
             container_id: "beef".into(),
