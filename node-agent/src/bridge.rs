@@ -6,6 +6,7 @@
 //! `wait` operations on the values read, so a concurrent change aborts it and it is retried from
 //! a fresh read instead of overwriting someone else's edit.
 
+pub use crate::ovs_ssl::SslFiles;
 use crate::ovsdb::{
     self, Atom, Condition, Mutation, Operation, Row, Transact, Uuid, Value, WaitUntil, row,
     selected,
@@ -39,6 +40,9 @@ pub struct BridgeConfig {
     pub inactivity_probe: Duration,
     /// OpenFlow 1.3 for the pipeline, 1.4 for bundles.
     pub protocols: Vec<String>,
+    /// Key, certificate and CA for `ssl:` controller targets; `None` leaves OVS's SSL settings
+    /// alone.
+    pub ssl: Option<SslFiles>,
 }
 
 impl BridgeConfig {
@@ -50,6 +54,7 @@ impl BridgeConfig {
             controllers: Vec::new(),
             inactivity_probe: Duration::from_secs(5),
             protocols: vec!["OpenFlow13".into(), "OpenFlow14".into()],
+            ssl: None,
         }
     }
 
@@ -113,12 +118,24 @@ pub async fn ensure_bridge<T: Transact>(
     cfg: &BridgeConfig,
 ) -> Result<(Uuid, Ensured), BridgeError> {
     cfg.validate()?;
+    let ssl_written = match &cfg.ssl {
+        Some(files) => crate::ovs_ssl::ensure_ssl(db, files).await?,
+        None => false,
+    };
     for attempt in 1..=ATTEMPTS {
         let seen = read(db, cfg).await?;
         let (ops, outcome) = plan(cfg, &seen)?;
+        let outcome = match outcome {
+            Ensured::Unchanged if ssl_written => Ensured::Updated(vec!["ssl"]),
+            Ensured::Updated(mut v) if ssl_written => {
+                v.push("ssl");
+                Ensured::Updated(v)
+            }
+            o => o,
+        };
         if ops.is_empty() {
             let uuid = seen.bridge_uuid()?.ok_or(BridgeError::NoRootRow)?;
-            return Ok((uuid, Ensured::Unchanged));
+            return Ok((uuid, outcome));
         }
         match db.transact(DB, &ops).await {
             Ok(results) => {

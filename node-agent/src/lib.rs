@@ -7,5 +7,6 @@ pub mod cni;
 pub mod link;
 pub mod metrics;
 pub mod netlink;
+pub mod ovs_ssl;
 pub mod ovsdb;
 pub mod tunnels;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use weft_agent::agent::{Agent, AgentConfig, CniSettings};
+use weft_agent::bridge::SslFiles;
 use weft_agent::link::{LinkConfig, TlsFiles};
 use weft_agent::metrics::Metrics;
 use weft_agent::ovsdb::Endpoint;
@@ -42,8 +43,9 @@ struct Args {
     /// OVS datapath: system (kernel module) or netdev (userspace, where the kernel has none).
     #[arg(long, env = "WEFT_DATAPATH_TYPE", default_value = "system", value_parser = ["system", "netdev"])]
     datapath_type: String,
-    /// OpenFlow controller target(s) of the bridge, e.g. tcp:127.0.0.1:6653; repeat or
-    /// comma-separate. Default: tcp:<controller host>:6653.
+    /// OpenFlow controller target(s) of the bridge, e.g. ssl:127.0.0.1:6653; repeat or
+    /// comma-separate. Default: <controller host>:6653, over ssl: (with the node's --tls-key,
+    /// --tls-cert and --tls-ca) when all three are given, else tcp:.
     #[arg(long, env = "WEFT_OPENFLOW_TARGET", value_delimiter = ',')]
     openflow_target: Vec<String>,
     /// OpenFlow inactivity probe of the bridge's controller connections, in milliseconds.
@@ -92,9 +94,9 @@ fn init_logs(format: &str) {
     }
 }
 
-/// `tcp:<host>:6653` for the controller URL's host (brackets kept for IPv6 literals, which is
-/// how OVS expects them too).
-fn default_openflow_target(controller: &str) -> anyhow::Result<String> {
+/// `<scheme>:<host>:6653` for the controller URL's host (brackets kept for IPv6 literals, which
+/// is how OVS expects them too).
+fn default_openflow_target(controller: &str, scheme: &str) -> anyhow::Result<String> {
     let rest = controller
         .split_once("://")
         .map(|(_, r)| r)
@@ -110,7 +112,12 @@ fn default_openflow_target(controller: &str) -> anyhow::Result<String> {
         !host.is_empty(),
         "cannot find a host in --controller {controller:?}"
     );
-    Ok(format!("tcp:{host}:6653"))
+    Ok(format!("{scheme}:{host}:6653"))
+}
+
+/// ovs-vswitchd runs elsewhere (its own working directory): it needs absolute paths.
+fn absolute(p: &std::path::Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))
 }
 
 fn config(args: &Args) -> anyhow::Result<AgentConfig> {
@@ -123,8 +130,23 @@ fn config(args: &Args) -> anyhow::Result<AgentConfig> {
     link.bridge.name = args.bridge.clone();
     link.bridge.datapath_type = args.datapath_type.clone();
     link.bridge.inactivity_probe = Duration::from_millis(args.inactivity_probe_ms);
+    // The switch uses the node's own identity too: the controller accepts only switches with a
+    // certificate from the cluster CA.
+    link.bridge.ssl = match (&args.tls_key, &args.tls_cert, &args.tls_ca) {
+        (Some(key), Some(cert), Some(ca)) => Some(SslFiles {
+            key: absolute(key)?,
+            cert: absolute(cert)?,
+            ca: absolute(ca)?,
+        }),
+        _ => None,
+    };
+    let scheme = if link.bridge.ssl.is_some() {
+        "ssl"
+    } else {
+        "tcp"
+    };
     link.bridge.controllers = if args.openflow_target.is_empty() {
-        vec![default_openflow_target(&args.controller)?]
+        vec![default_openflow_target(&args.controller, scheme)?]
     } else {
         args.openflow_target.clone()
     };
@@ -216,18 +238,18 @@ mod tests {
     #[test]
     fn openflow_target_defaults_to_controller_host() {
         assert_eq!(
-            default_openflow_target("http://10.0.0.1:7070").unwrap(),
+            default_openflow_target("http://10.0.0.1:7070", "tcp").unwrap(),
             "tcp:10.0.0.1:6653"
         );
         assert_eq!(
-            default_openflow_target("https://ctl.example:7070/x").unwrap(),
-            "tcp:ctl.example:6653"
+            default_openflow_target("https://ctl.example:7070/x", "ssl").unwrap(),
+            "ssl:ctl.example:6653"
         );
         assert_eq!(
-            default_openflow_target("http://[fd00::1]:7070").unwrap(),
+            default_openflow_target("http://[fd00::1]:7070", "tcp").unwrap(),
             "tcp:[fd00::1]:6653"
         );
-        assert!(default_openflow_target("http://").is_err());
+        assert!(default_openflow_target("http://", "tcp").is_err());
     }
 
     #[test]
@@ -266,6 +288,31 @@ mod tests {
             config(&a).unwrap().link.bridge.controllers,
             vec!["tcp:127.0.0.1:6653".to_string()]
         );
+        // With the node's key, certificate and CA, the switch talks TLS too.
+        let a = Args::try_parse_from([
+            "weft-agent",
+            "--node-name",
+            "n1",
+            "--controller",
+            "https://127.0.0.1:7070",
+            "--underlay-ip",
+            "10.0.0.1",
+            "--tls-ca",
+            "ca.pem",
+            "--tls-cert",
+            "/etc/weft/node.pem",
+            "--tls-key",
+            "/etc/weft/node.key",
+        ])
+        .unwrap();
+        let c = config(&a).unwrap();
+        assert_eq!(
+            c.link.bridge.controllers,
+            vec!["ssl:127.0.0.1:6653".to_string()]
+        );
+        let ssl = c.link.bridge.ssl.unwrap();
+        assert!(ssl.ca.is_absolute() && ssl.ca.ends_with("ca.pem"));
+        assert_eq!(ssl.key, PathBuf::from("/etc/weft/node.key"));
         // Bad datapath type and a lone client key are refused.
         for bad in [
             vec!["--datapath-type", "kernel"],

@@ -290,3 +290,51 @@ async fn vswitchd_runs_the_bridge_with_our_dpid_and_versions() {
         .unwrap();
     assert_eq!(dpid_col.trim().trim_matches('"'), dpid);
 }
+
+#[tokio::test]
+async fn ssl_settings_are_written_once_and_repaired() {
+    if !privileged_or_skip("ssl_settings_are_written_once_and_repaired") {
+        return;
+    }
+    let sb = OvsSandbox::start_db_only().unwrap();
+    sb.vsctl(&["init"]).unwrap();
+    let conn = connect(&sb).await;
+    let files = weft_agent::bridge::SslFiles {
+        key: "/etc/weft/node.key".into(),
+        cert: "/etc/weft/node.pem".into(),
+        ca: "/etc/weft/ca.pem".into(),
+    };
+    let cfg = BridgeConfig {
+        ssl: Some(files.clone()),
+        controllers: vec!["ssl:127.0.0.1:6653".into()],
+        ..config()
+    };
+    let (_, first) = ensure_bridge(&conn, &cfg).await.unwrap();
+    assert_eq!(first, Ensured::Created);
+    let shown = sb.vsctl(&["get-ssl"]).unwrap();
+    for want in [
+        "Private key: /etc/weft/node.key",
+        "Certificate: /etc/weft/node.pem",
+        "CA Certificate: /etc/weft/ca.pem",
+    ] {
+        assert!(shown.contains(want), "{shown}");
+    }
+    let before = versions(&conn).await;
+    assert_eq!(
+        ensure_bridge(&conn, &cfg).await.unwrap().1,
+        Ensured::Unchanged
+    );
+    assert_eq!(versions(&conn).await, before, "a second run writes nothing");
+    // Someone points OVS elsewhere: the next run puts it back.
+    sb.vsctl(&["set-ssl", "/tmp/k", "/tmp/c", "/tmp/ca"])
+        .unwrap();
+    assert_eq!(
+        ensure_bridge(&conn, &cfg).await.unwrap().1,
+        Ensured::Updated(vec!["ssl"])
+    );
+    assert!(
+        sb.vsctl(&["get-ssl"])
+            .unwrap()
+            .contains("/etc/weft/node.key")
+    );
+}
