@@ -345,30 +345,90 @@ async fn a_switch_without_1_3_is_refused_with_hello_failed() {
     assert!(matches!(m, Message::Error(e) if e.code == ErrorCode::from_wire(0, 0)));
 }
 
-#[tokio::test]
-async fn session_runs_over_tls() {
+/// A cluster CA, the controller's listener certificate, and a switch certificate for `node7`.
+struct Pki {
+    ca: weft_security::Ca,
+    server: Arc<rustls::ServerConfig>,
+}
+
+fn pki() -> Pki {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_der = cert.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap();
-    let server = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert_der.clone()], key)
+    let ca = weft_security::Ca::new("test CA").unwrap();
+    let ctl = ca
+        .issue(
+            &weft_security::Principal::Controller("c1".into()),
+            &["localhost".into()],
+            &[],
+        )
         .unwrap();
+    let server = weft_security::tls::server_config(
+        ctl.cert_pem.as_bytes(),
+        ctl.key_pem.as_bytes(),
+        ca.cert_pem().as_bytes(),
+    )
+    .unwrap();
+    Pki { ca, server }
+}
+
+/// A switch's TLS client config with a certificate for `node` from `issuer`, trusting `pki`'s CA.
+fn switch_tls(pki: &Pki, issuer: &weft_security::Ca, node: &str) -> Arc<rustls::ClientConfig> {
+    let leaf = issuer
+        .issue(&weft_security::Principal::Node(node.into()), &[], &[])
+        .unwrap();
+    weft_security::tls::client_config(
+        pki.ca.cert_pem().as_bytes(),
+        leaf.cert_pem.as_bytes(),
+        leaf.key_pem.as_bytes(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_switch_from_another_ca_is_refused_before_openflow() {
+    let pki = pki();
     let listener =
-        SwitchListener::bind_tls("127.0.0.1:0".parse().unwrap(), Arc::new(server), fast())
+        SwitchListener::bind_tls("127.0.0.1:0".parse().unwrap(), pki.server.clone(), fast())
             .await
             .unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert_der).unwrap();
-    let client = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let addr = listener.local_addr().unwrap();
+    let stranger = weft_security::Ca::new("other CA").unwrap();
+    let client = switch_tls(&pki, &stranger, "node7");
     let fake = tokio::spawn(async move {
         let tcp = TcpStream::connect(addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+        let tls = tokio_rustls::TlsConnector::from(client)
+            .connect(name, tcp)
+            .await;
+        // TLS 1.3 clients learn of the refusal on their first read.
+        match tls {
+            Err(_) => true,
+            Ok(tls) => {
+                let mut fake = Framed::new(tls, OfCodec);
+                !matches!(fake.next().await, Some(Ok(_)))
+            }
+        }
+    });
+    let accepted = listener.accept().await.unwrap();
+    assert!(matches!(
+        accepted.handshake().await,
+        Err(SessionError::Tls(_))
+    ));
+    assert!(fake.await.unwrap(), "the stranger got no OpenFlow message");
+}
+
+#[tokio::test]
+async fn session_runs_over_mutual_tls_and_knows_the_switch() {
+    let pki = pki();
+    let listener =
+        SwitchListener::bind_tls("127.0.0.1:0".parse().unwrap(), pki.server.clone(), fast())
+            .await
+            .unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let client = switch_tls(&pki, &pki.ca, "node7");
+    let fake = tokio::spawn(async move {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(client)
             .connect(name, tcp)
             .await
             .unwrap();
@@ -408,6 +468,11 @@ async fn session_runs_over_tls() {
     let sw = listener.accept_switch().await.unwrap();
     assert_eq!(sw.datapath_id(), 7);
     assert_eq!(sw.ports[0].name, "tls1");
+    let cert = sw.peer_cert.as_deref().expect("the switch's certificate");
+    assert_eq!(
+        weft_security::principal_of(cert),
+        Ok(weft_security::Principal::Node("node7".into()))
+    );
     sw.handle.close().await;
     assert!(fake.await.unwrap());
 }

@@ -125,6 +125,9 @@ pub struct Switch {
     /// Ports as reported by PORT_DESC at connect time; later changes arrive as events.
     pub ports: Vec<PortDesc>,
     pub peer: SocketAddr,
+    /// The switch's TLS certificate (DER, the leaf), when it connected over TLS with one: who
+    /// the switch is, for the controller to check against the datapath id it claims.
+    pub peer_cert: Option<Vec<u8>>,
 }
 
 impl Switch {
@@ -232,7 +235,15 @@ impl Accepted {
                         .accept(self.stream)
                         .await
                         .map_err(|e| SessionError::Tls(e.to_string()))?;
-                    start(tls, self.peer, self.config).await
+                    let cert = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| c.to_vec());
+                    let mut sw = start(tls, self.peer, self.config).await?;
+                    sw.peer_cert = cert;
+                    Ok(sw)
                 }
                 None => start(self.stream, self.peer, self.config).await,
             }
@@ -325,5 +336,6 @@ pub async fn start<T: Transport>(
         features,
         ports,
         peer,
+        peer_cert: None,
     })
 }
