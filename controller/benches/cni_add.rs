@@ -13,6 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use weft_controller::node_trust::NodeTrust;
 
 use hyper_util::rt::TokioIo;
 use tokio::net::{UnixListener, UnixStream};
@@ -205,7 +206,10 @@ fn start(model: Model, ns: &NetNs, dir: &Path, sb: &OvsSandbox) -> anyhow::Resul
     rt.spawn(southbound::serve(
         listener,
         store.clone(),
-        ReconcileOptions::default(),
+        ReconcileOptions {
+            switch_trust: NodeTrust::AnyCaller,
+            ..ReconcileOptions::default()
+        },
         stats,
     ));
     let socket = dir.join("agent.sock");
@@ -214,7 +218,8 @@ fn start(model: Model, ns: &NetNs, dir: &Path, sb: &OvsSandbox) -> anyhow::Resul
         let _g = rt.enter();
         UnixListener::bind(&socket)?
     };
-    let service = NodeControlService::new(store.clone(), FabricSettings::default());
+    let service = NodeControlService::new(store.clone(), FabricSettings::default())
+        .trusting(NodeTrust::AnyCaller);
     rt.spawn(
         Server::builder()
             .add_service(NodeControlServer::new(service))

@@ -17,6 +17,8 @@ use weft_proto::error_detail::{self, ErrorReason};
 use crate::error_reason::{self, status};
 use crate::ipam::{self, ReserveRequest};
 use crate::model::{Attachment, AttachmentId, Model, ModelError, NetworkKey, Node, PodRef};
+use crate::node_trust::{NodeTrust, Refusal};
+use crate::southbound::SouthboundStats;
 use crate::store::ModelStore;
 
 /// Cluster-wide settings agents need.
@@ -49,14 +51,49 @@ impl FabricSettings {
     }
 }
 
+#[derive(Clone)]
 pub struct NodeControlService {
     store: Arc<ModelStore>,
     settings: FabricSettings,
+    trust: NodeTrust,
+    stats: Arc<SouthboundStats>,
 }
 
 impl NodeControlService {
+    /// Callers must prove their node with a certificate; see [`NodeControlService::trusting`].
     pub fn new(store: Arc<ModelStore>, settings: FabricSettings) -> Self {
-        NodeControlService { store, settings }
+        NodeControlService {
+            store,
+            settings,
+            trust: NodeTrust::Certificates,
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn trusting(mut self, trust: NodeTrust) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// Counts refused calls where the metrics endpoint reads them.
+    pub fn counting_in(mut self, stats: Arc<SouthboundStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
+    /// Refuses a call whose caller may not act for `node`, logged and counted.
+    fn authorize<T>(&self, rpc: &'static str, req: &Request<T>, node: &str) -> Result<(), Status> {
+        self.trust
+            .agent(req, node)
+            .map_err(|e| self.refused(rpc, node, e))
+    }
+
+    fn refused(&self, rpc: &'static str, node: &str, e: Refusal) -> Status {
+        tracing::warn!(rpc, %node, error = %e, "agent call refused");
+        self.stats
+            .agent_calls_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        e.status()
     }
 
     fn node_config(&self, model: &Model, version: u64, node: &str) -> pb::NodeConfig {
@@ -125,7 +162,11 @@ impl NodeControl for NodeControlService {
         &self,
         req: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterReply>, Status> {
+        self.authorize("Register", &req, &req.get_ref().node_name)?;
         let r = req.into_inner();
+        self.trust
+            .datapath(&r.node_name, r.datapath_id)
+            .map_err(|e| self.refused("Register", &r.node_name, e))?;
         if !crate::model::valid_dns_label(&r.node_name) && !r.node_name.contains('.') {
             return Err(bad(format!("invalid node name {:?}", r.node_name)));
         }
@@ -167,16 +208,14 @@ impl NodeControl for NodeControlService {
         &self,
         req: Request<pb::WatchNodeConfigRequest>,
     ) -> Result<Response<ConfigStream>, Status> {
+        self.authorize("WatchNodeConfig", &req, &req.get_ref().node_name)?;
         let node = req.into_inner().node_name;
         if !self.store.snapshot().model.nodes.contains_key(&node) {
             return Err(status(ModelError::UnknownNode(node).into()));
         }
         let mut rx = self.store.subscribe();
         let (tx, out) = tokio::sync::mpsc::channel(4);
-        let this = NodeControlService {
-            store: self.store.clone(),
-            settings: self.settings.clone(),
-        };
+        let this = self.clone();
         tokio::spawn(async move {
             let mut last: Option<Vec<pb::Peer>> = None;
             loop {
@@ -211,6 +250,7 @@ impl NodeControl for NodeControlService {
         &self,
         req: Request<pb::PortReport>,
     ) -> Result<Response<pb::Ack>, Status> {
+        self.authorize("ReportPorts", &req, &req.get_ref().node_name)?;
         let r = req.into_inner();
         let tunnels: std::collections::BTreeMap<String, u32> = r
             .ports
@@ -238,6 +278,7 @@ impl NodeControl for NodeControlService {
         &self,
         req: Request<pb::PrepareRequest>,
     ) -> Result<Response<pb::PrepareReply>, Status> {
+        self.authorize("PrepareAttachment", &req, &req.get_ref().node_name)?;
         let r = req.into_inner();
         let mac = match r.mac.as_str() {
             "" => None,
@@ -290,6 +331,7 @@ impl NodeControl for NodeControlService {
         &self,
         req: Request<pb::AttachRequest>,
     ) -> Result<Response<pb::AttachReply>, Status> {
+        self.authorize("Attach", &req, &req.get_ref().node_name)?;
         let r = req.into_inner();
         let id = attachment_id(r.id)?;
         let network = network_key(&r.network)?;
@@ -308,6 +350,7 @@ impl NodeControl for NodeControlService {
                 if res.network != network {
                     return Err(not_prepared());
                 }
+                owned_by(m, &id, &node)?;
                 let stale = m.attach(Attachment {
                     id: id.clone(),
                     network: network.clone(),
@@ -355,13 +398,34 @@ impl NodeControl for NodeControlService {
     }
 
     async fn detach(&self, req: Request<pb::DetachRequest>) -> Result<Response<pb::Ack>, Status> {
-        let id = attachment_id(req.into_inner().id)?;
+        self.authorize("Detach", &req, &req.get_ref().node_name)?;
+        let r = req.into_inner();
+        let id = attachment_id(r.id)?;
         self.store
             .update(|m| {
+                owned_by(m, &id, &r.node_name)?;
                 ipam::release(m, &id);
                 Ok(())
             })
             .map_err(status)?;
         Ok(Response::new(pb::Ack {}))
+    }
+}
+
+/// Refuses to change an attachment (or reservation) that another node holds: a node's agent
+/// acts only for its own pods.
+fn owned_by(m: &Model, id: &AttachmentId, node: &str) -> Result<(), ModelError> {
+    let owner = m
+        .attachments
+        .get(id)
+        .map(|a| a.node.as_str())
+        .or_else(|| m.reservations.get(id).map(|r| r.node.as_str()));
+    match owner {
+        Some(owner) if owner != node => Err(ModelError::OtherNodesAttachment {
+            attachment: format!("{}/{}", id.container_id, id.ifname),
+            owner: owner.to_string(),
+            node: node.to_string(),
+        }),
+        _ => Ok(()),
     }
 }

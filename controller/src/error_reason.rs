@@ -35,6 +35,7 @@ pub fn of_model(e: &ModelError) -> ErrorReason {
         ModelError::DuplicateMac(..) | ModelError::DuplicateIp(..) => R::AddressInUse,
         ModelError::SubnetFull(_) => R::SubnetFull,
         ModelError::NotPrepared(_) => R::NotPrepared,
+        ModelError::OtherNodesAttachment { .. } => R::NodeMismatch,
     }
 }
 

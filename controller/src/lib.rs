@@ -13,6 +13,7 @@ pub mod ipam;
 pub mod k8s;
 pub mod metrics;
 pub mod model;
+pub mod node_trust;
 pub mod northbound;
 pub mod ovs_text;
 pub mod persist;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use weft_controller::agent_api::{FabricSettings, NodeControlService};
+use weft_controller::node_trust::NodeTrust;
 use weft_controller::northbound::{Api, rest};
 use weft_controller::persist::RedbStore;
 use weft_controller::southbound::{self, ReconcileOptions, SouthboundStats};
@@ -81,6 +82,51 @@ struct Args {
     /// Log format: text or json.
     #[arg(long, env = "WEFT_LOG_FORMAT", default_value = "text")]
     log_format: String,
+    /// The controller's certificate (PEM), served on OpenFlow and gRPC.
+    #[arg(long, env = "WEFT_TLS_CERT", requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// The controller's private key (PEM).
+    #[arg(long, env = "WEFT_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The cluster CA (PEM): switches and agents need a certificate from it naming their node.
+    #[arg(long, env = "WEFT_TLS_CA", requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+    /// Serve OpenFlow over plain TCP and give any switch the flows of the node its datapath id
+    /// names. For throwaway labs only: anyone who can reach the port can impersonate a switch.
+    #[arg(long, env = "WEFT_INSECURE_OPENFLOW")]
+    insecure_openflow: bool,
+    /// Serve gRPC in plaintext and let any caller act for any node. For throwaway labs only.
+    #[arg(long, env = "WEFT_INSECURE_AGENT_API")]
+    insecure_agent_api: bool,
+}
+
+/// The controller's TLS material, read once at start.
+struct Tls {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+    ca: Vec<u8>,
+}
+
+impl Args {
+    /// The TLS material, unless both surfaces were explicitly made insecure; without it and
+    /// without the flags, refuse to start: the secure setup is the default one.
+    fn tls(&self) -> anyhow::Result<Option<Tls>> {
+        let read =
+            |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(Tls {
+                cert: read(cert)?,
+                key: read(key)?,
+                ca: read(ca)?,
+            })),
+            _ if self.insecure_openflow && self.insecure_agent_api => Ok(None),
+            _ => anyhow::bail!(
+                "give --tls-cert, --tls-key and --tls-ca (the controller's certificate and the \
+                 cluster CA; `weftctl lab` makes them), or run insecurely with both \
+                 --insecure-openflow and --insecure-agent-api"
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -146,8 +192,17 @@ async fn main() -> anyhow::Result<()> {
         dead_after: secs("dead-after", args.dead_after)?,
         ..SessionConfig::default()
     };
+    let tls = args.tls()?;
+    let trust = |insecure: bool| {
+        if insecure {
+            NodeTrust::AnyCaller
+        } else {
+            NodeTrust::Certificates
+        }
+    };
     let reconcile = ReconcileOptions {
         resync_every: secs("resync-interval", args.resync_interval)?,
+        switch_trust: trust(args.insecure_openflow),
         ..ReconcileOptions::default()
     };
     let settings = FabricSettings {
@@ -158,9 +213,18 @@ async fn main() -> anyhow::Result<()> {
         confirm_timeout: secs("confirm-timeout", args.confirm_timeout)?,
     };
 
-    let of = SwitchListener::bind(args.openflow_listen, session)
-        .await
-        .with_context(|| format!("listening for switches on {}", args.openflow_listen))?;
+    let of = match tls.as_ref().filter(|_| !args.insecure_openflow) {
+        Some(t) => {
+            let cfg = weft_security::tls::server_config(&t.cert, &t.key, &t.ca)
+                .context("the controller's TLS certificate, key or CA")?;
+            SwitchListener::bind_tls(args.openflow_listen, cfg, session).await
+        }
+        None => {
+            tracing::warn!(listen = %args.openflow_listen, "OpenFlow over plain TCP (--insecure-openflow): any switch may claim any node");
+            SwitchListener::bind(args.openflow_listen, session).await
+        }
+    }
+    .with_context(|| format!("listening for switches on {}", args.openflow_listen))?;
     let http = tokio::net::TcpListener::bind(args.http_listen)
         .await
         .with_context(|| format!("listening for REST on {}", args.http_listen))?;
@@ -176,11 +240,29 @@ async fn main() -> anyhow::Result<()> {
     let api = Api {
         store: store.clone(),
     };
-    let grpc_server = tonic::transport::Server::builder()
-        .add_service(NodeControlServer::new(NodeControlService::new(
-            store.clone(),
-            settings,
-        )))
+    let mut grpc_builder = tonic::transport::Server::builder();
+    match tls.as_ref().filter(|_| !args.insecure_agent_api) {
+        Some(t) => {
+            use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+            // Optional at the TLS layer: the northbound may authenticate otherwise; the agent
+            // API refuses a caller without a node certificate itself.
+            let cfg = ServerTlsConfig::new()
+                .identity(Identity::from_pem(&t.cert, &t.key))
+                .client_ca_root(Certificate::from_pem(&t.ca))
+                .client_auth_optional(true);
+            grpc_builder = grpc_builder
+                .tls_config(cfg)
+                .context("the controller's gRPC TLS configuration")?;
+        }
+        None => {
+            tracing::warn!(listen = %args.grpc_listen, "gRPC in plaintext (--insecure-agent-api): any caller may act for any node")
+        }
+    }
+    let agents = NodeControlService::new(store.clone(), settings)
+        .trusting(trust(args.insecure_agent_api))
+        .counting_in(stats.clone());
+    let grpc_server = grpc_builder
+        .add_service(NodeControlServer::new(agents))
         .add_service(NetworkServiceServer::new(api.clone()))
         .serve_with_incoming(no_delay(grpc));
 

@@ -46,6 +46,20 @@ pub fn render(store: &ModelStore, stats: &SouthboundStats) -> String {
     );
     scalar(
         &mut o,
+        "weft_agent_calls_refused_total",
+        "counter",
+        "Agent-API calls refused: the caller's certificate does not name the node it acted for.",
+        stats.agent_calls_refused.load(Ordering::Relaxed),
+    );
+    scalar(
+        &mut o,
+        "weft_switches_refused_total",
+        "counter",
+        "Switches refused: their certificate does not name the node of their datapath id.",
+        stats.switches_refused.load(Ordering::Relaxed),
+    );
+    scalar(
+        &mut o,
         "weft_flow_mods_sent_total",
         "counter",
         "FLOW_MOD messages sent to switches.",

@@ -19,6 +19,7 @@ use weft_openflow::wire::{FlowStatsRequest, Message};
 
 use crate::diff::{self, Delta};
 use crate::model::NetworkKey;
+use crate::node_trust::NodeTrust;
 use crate::pipeline::{Index, SwitchState};
 use crate::store::{ModelStore, Snapshot};
 
@@ -32,6 +33,8 @@ pub struct ReconcileOptions {
     pub coalesce: Duration,
     /// Read the switch back and repair differences this often.
     pub resync_every: Duration,
+    /// Whether a switch must prove, by certificate, that it is the node its datapath id names.
+    pub switch_trust: NodeTrust,
 }
 
 impl Default for ReconcileOptions {
@@ -39,6 +42,7 @@ impl Default for ReconcileOptions {
         ReconcileOptions {
             coalesce: Duration::ZERO,
             resync_every: Duration::from_secs(30),
+            switch_trust: NodeTrust::Certificates,
         }
     }
 }
@@ -56,6 +60,10 @@ pub struct SouthboundStats {
     /// Of `reconciles`, those whose model change did not concern the switch: no recomputation.
     pub reconciles_skipped: AtomicU64,
     pub reconcile_errors: AtomicU64,
+    /// Agent-API calls refused because the caller may not act for the node it named.
+    pub agent_calls_refused: AtomicU64,
+    /// Switches refused because their certificate does not name the node of their datapath id.
+    pub switches_refused: AtomicU64,
     /// Sum of reconcile durations in microseconds (with `reconciles`, gives the mean).
     pub reconcile_micros: AtomicU64,
     /// Flows per switch as last reconciled, for the gauge (node -> count).
@@ -152,6 +160,13 @@ pub async fn serve_switch(
             _ = h.closed() => return Err(SessionError::Closed("before its node registered".into())),
         }
     };
+    // Before anything of the node's reaches the switch: it must be that node.
+    if let Err(e) = opts.switch_trust.switch(sw.peer_cert.as_deref(), &node) {
+        tracing::warn!(%node, peer = %sw.peer, dpid = format_args!("{dpid:016x}"), error = %e, "switch refused");
+        stats.switches_refused.fetch_add(1, Ordering::Relaxed);
+        h.close().await;
+        return Err(SessionError::Closed(format!("refused: {e}")));
+    }
     let bundles = supports_bundles(&h).await;
     tracing::info!(%node, dpid = format_args!("{dpid:016x}"), bundles, "reconciling switch");
     let result = reconcile_loop(&mut sw, &node, &mut rx, store, opts, stats, bundles).await;

@@ -41,6 +41,7 @@ fn covered(e: &ModelError) {
         | ModelError::IpReserved(_)
         | ModelError::SubnetFull(_)
         | ModelError::NotPrepared(_)
+        | ModelError::OtherNodesAttachment { .. }
         | ModelError::SpecStrandsPods { .. } => {}
     }
 }
@@ -113,6 +114,14 @@ fn table() -> Vec<(ModelError, ErrorCode)> {
             C::ControllerError,
         ),
         (
+            ModelError::OtherNodesAttachment {
+                attachment: "c1/net1".into(),
+                owner: "node2".into(),
+                node: "node1".into(),
+            },
+            C::ControllerError,
+        ),
+        (
             ModelError::SpecStrandsPods {
                 network: key(),
                 pods: vec!["red/p1 (net1): 10.1.0.9 is outside the new subnet".into()],
@@ -140,7 +149,7 @@ fn every_domain_error_reaches_the_runtime_with_its_code_and_message() {
         let msg = out["msg"].as_str().unwrap_or_default();
         assert_eq!(msg, format!("PrepareAttachment: {e}"), "{e:?}");
     }
-    // One row per variant: the match above lists 24.
+    // One row per variant: the match above lists 25.
     let mut names: Vec<String> = rows
         .iter()
         .map(|(e, _)| {
@@ -153,7 +162,7 @@ fn every_domain_error_reaches_the_runtime_with_its_code_and_message() {
         .collect();
     names.sort();
     names.dedup();
-    assert_eq!(names.len(), 24, "{names:?}");
+    assert_eq!(names.len(), 25, "{names:?}");
 }
 
 #[test]

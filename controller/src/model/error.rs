@@ -58,6 +58,13 @@ pub enum ModelError {
     SubnetFull(IpNet),
     #[error("attachment {0} has no reservation on this network: prepare it first")]
     NotPrepared(String),
+    /// A node's agent may only change its own node's attachments.
+    #[error("attachment {attachment} belongs to node {owner}, not {node}")]
+    OtherNodesAttachment {
+        attachment: String,
+        owner: String,
+        node: String,
+    },
     /// An edit that would take an attached pod's address or its namespace's permission away;
     /// `pods` names each one (`ns/pod (ifname): why`).
     #[error("the new spec of {network} strands attached pods: {}; detach them first or keep the old values", .pods.join(", "))]

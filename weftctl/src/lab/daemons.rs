@@ -166,7 +166,11 @@ pub fn start_controller(lab: &mut LabState) -> Result<()> {
     let ns = lab.ctl_ns();
     let bin = binary("weft-controller")?;
     let dir = lab.dir();
+    let tls = super::pki::controller(lab)?;
     let args = vec![
+        format!("--tls-cert={}", tls.cert.display()),
+        format!("--tls-key={}", tls.key.display()),
+        format!("--tls-ca={}", tls.ca.display()),
         format!("--openflow-listen=0.0.0.0:{OPENFLOW_PORT}"),
         format!("--grpc-listen=0.0.0.0:{CONTROLLER_GRPC_PORT}"),
         format!("--http-listen=127.0.0.1:{CONTROLLER_REST_PORT}"),
@@ -203,12 +207,16 @@ pub fn start_agent(lab: &mut LabState, node: &str) -> Result<()> {
     let dir = lab.node_dir(node);
     let sock = lab.cni_socket(node);
     let _ = std::fs::remove_file(&sock);
+    let tls = super::pki::node(lab, node)?;
     let args = vec![
         format!("--node-name={node}"),
         format!(
-            "--controller=http://{}:{CONTROLLER_GRPC_PORT}",
+            "--controller=https://{}:{CONTROLLER_GRPC_PORT}",
             lab.controller_ip()
         ),
+        format!("--tls-cert={}", tls.cert.display()),
+        format!("--tls-key={}", tls.key.display()),
+        format!("--tls-ca={}", tls.ca.display()),
         format!("--underlay-ip={}", n.ip),
         format!(
             "--ovsdb=unix:{}",
@@ -217,7 +225,7 @@ pub fn start_agent(lab: &mut LabState, node: &str) -> Result<()> {
         format!("--bridge={BRIDGE}"),
         "--datapath-type=netdev".to_string(),
         format!(
-            "--openflow-target=tcp:{}:{OPENFLOW_PORT}",
+            "--openflow-target=ssl:{}:{OPENFLOW_PORT}",
             lab.controller_ip()
         ),
         format!("--cni-socket={}", sock.display()),

@@ -15,6 +15,7 @@
 pub mod daemons;
 pub mod demo;
 pub mod down;
+pub mod pki;
 pub mod status;
 pub mod up;
 
