@@ -19,7 +19,7 @@ use crate::ipam::{self, ReserveRequest};
 use crate::model::{Attachment, AttachmentId, Model, ModelError, NetworkKey, Node, PodRef};
 use crate::node_trust::{NodeTrust, Refusal};
 use crate::southbound::SouthboundStats;
-use crate::store::ModelStore;
+use crate::store::{ModelStore, StoreError};
 
 /// Cluster-wide settings agents need.
 #[derive(Debug, Clone)]
@@ -86,6 +86,21 @@ impl NodeControlService {
         self.trust
             .agent(req, node)
             .map_err(|e| self.refused(rpc, node, e))
+    }
+
+    /// A failed update as a status; one that touched another node's attachment is a refusal
+    /// too, logged and counted like the others.
+    fn update_failed(&self, rpc: &'static str, node: &str, e: StoreError) -> Status {
+        if matches!(
+            e,
+            StoreError::Model(ModelError::OtherNodesAttachment { .. })
+        ) {
+            tracing::warn!(rpc, %node, error = %e, "agent call refused");
+            self.stats
+                .agent_calls_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        status(e)
     }
 
     fn refused(&self, rpc: &'static str, node: &str, e: Refusal) -> Status {
@@ -374,7 +389,7 @@ impl NodeControl for NodeControlService {
                 nodes.dedup();
                 Ok(nodes)
             })
-            .map_err(status)?;
+            .map_err(|e| self.update_failed("Attach", &node, e))?;
         let committed = started.elapsed();
         // Wait for the attaching node and every other node whose switch is connected.
         let connected = self.store.confirmed();
@@ -407,7 +422,7 @@ impl NodeControl for NodeControlService {
                 ipam::release(m, &id);
                 Ok(())
             })
-            .map_err(status)?;
+            .map_err(|e| self.update_failed("Detach", &r.node_name, e))?;
         Ok(Response::new(pb::Ack {}))
     }
 }
