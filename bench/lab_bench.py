@@ -198,7 +198,9 @@ def main():
         w("net", "create", f"bulk{k}", "--subnet", f"10.50.{k}.0/24")
         nets.append(f"default/bulk{k}")
     t = time.monotonic()
-    r = sh([os.path.join(BIN, "weft-fake-attach"), f"weft-{LAB}-ctl", "http://127.0.0.1:7070", "node1",
+    # As node1, over mutual TLS with the lab's certificate for it.
+    r = sh(["env", f"WEFT_TLS_DIR=/run/weft-lab/{LAB}/pki", os.path.join(BIN, "weft-fake-attach"),
+            f"weft-{LAB}-ctl", "https://127.0.0.1:7070", "node1",
             ",".join(nets), str(FAKE), "16"], timeout=1200)
     attached = json.loads(r.stdout.strip().splitlines()[-1])["attached"]
     emit("bulk_attach", f"{attached} attachments", round(time.monotonic() - t, 1), "s",

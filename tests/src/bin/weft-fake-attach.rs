@@ -5,7 +5,8 @@
 //!
 //! `weft-fake-attach <controller-netns> <grpc-url> <node> <ns/net>[,<ns/net>...] <count>
 //! [concurrency]` spreads `count` attachments round-robin over the networks and prints
-//! `{"attached": N, "seconds": S}`.
+//! `{"attached": N, "seconds": S}`. With `WEFT_TLS_DIR` (a lab's `pki` directory) it connects
+//! over mutual TLS as `<node>`, with `<dir>/<node>.pem`, `<dir>/<node>.key` and `<dir>/ca.pem`.
 
 use std::os::fd::AsRawFd;
 use std::time::Instant;
@@ -39,9 +40,27 @@ fn main() -> Result<()> {
 
 async fn run(url: String, node: String, networks: String, count: u32, conc: usize) -> Result<()> {
     let networks: Vec<String> = networks.split(',').map(String::from).collect();
-    let client = NodeControlClient::connect(url.clone())
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
+    let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())?;
+    if let Ok(dir) = std::env::var("WEFT_TLS_DIR") {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let read = |f: String| {
+            let p = std::path::Path::new(&dir).join(f);
+            std::fs::read(&p).with_context(|| format!("reading {}", p.display()))
+        };
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read("ca.pem".into())?))
+            .identity(Identity::from_pem(
+                read(format!("{node}.pem"))?,
+                read(format!("{node}.key"))?,
+            ));
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    let client = NodeControlClient::new(
+        endpoint
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {url}"))?,
+    );
     let start = Instant::now();
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(conc));
     let mut tasks = Vec::new();

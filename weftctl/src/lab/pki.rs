@@ -62,10 +62,15 @@ fn issued(lab: &LabState, stem: &str, who: &Principal, ips: &[std::net::IpAddr])
     Ok(files)
 }
 
-/// The controller's: it serves OpenFlow and gRPC at the lab's controller address.
+/// The controller's: it serves OpenFlow and gRPC at the lab's controller address (and on its
+/// namespace's loopback, where lab tools reach it).
 pub fn controller(lab: &LabState) -> Result<Files> {
     let who = Principal::Controller(lab.name.clone());
-    issued(lab, "controller", &who, &[lab.controller_ip().into()])
+    let ips = [
+        lab.controller_ip().into(),
+        std::net::Ipv4Addr::LOCALHOST.into(),
+    ];
+    issued(lab, "controller", &who, &ips)
 }
 
 /// A node's: its agent and its switch present it.
