@@ -84,6 +84,8 @@ pub fn collect(lab: &LabState) -> Value {
             "api": metrics.is_some(),
             "switchesConnected": m("weft_switches_connected"),
             "modelVersion": m("weft_model_version"),
+            "agentCallsRefused": m("weft_agent_calls_refused_total"),
+            "switchesRefused": m("weft_switches_refused_total"),
         },
         "nodes": nodes,
         "networks": networks,
