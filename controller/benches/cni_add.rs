@@ -265,7 +265,7 @@ impl Fabric {
         let client = &mut self.client;
         let took = self.rt.block_on(async {
             let t = Instant::now();
-            let prep = client
+            client
                 .prepare_attachment(pb::PrepareRequest {
                     node_name: NODE.into(),
                     network: NET.into(),
@@ -274,8 +274,7 @@ impl Fabric {
                     mac: String::new(),
                     ips: vec![],
                 })
-                .await?
-                .into_inner();
+                .await?;
             client
                 .attach(pb::AttachRequest {
                     node_name: NODE.into(),
@@ -283,8 +282,6 @@ impl Fabric {
                     id: Some(id.clone()),
                     pod: Some(pod),
                     ofport: 2000,
-                    mac: prep.mac,
-                    ips: prep.ips,
                 })
                 .await?;
             let took = t.elapsed();

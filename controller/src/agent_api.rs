@@ -338,7 +338,6 @@ impl NodeControl for NodeControlService {
             ips: res.ips.iter().map(|n| n.to_string()).collect(),
             gateway: net.gateway.map(|g| g.to_string()).unwrap_or_default(),
             mtu: net.mtu.unwrap_or(self.settings.default_pod_mtu()),
-            segment: net.segment as u32,
         }))
     }
 

@@ -241,8 +241,6 @@ fn attach(
         id: Some(id),
         pod: Some(pod),
         ofport: POD_PORT,
-        mac: prep.mac.clone(),
-        ips: prep.ips.clone(),
     })))
     .unwrap_or_else(|e| {
         let log = std::fs::read_to_string(sb.rundir().join("ovs-vswitchd.log")).unwrap_or_default();
@@ -328,8 +326,6 @@ fn intents_become_exact_flows_and_a_controller_restart_loses_nothing() {
                     node_name: node.to_string(),
                     underlay_ip: "192.0.2.1".into(),
                     datapath_id: dpid,
-                    bridge: br.to_string(),
-                    datapath_type: "netdev".into(),
                     agent_version: "test".into(),
                 })),
         )

@@ -295,8 +295,6 @@ impl<P: PortPlugger, L: PodLinks, C: NodeControl> Add<'_, P, L, C> {
             id: Some(attachment_id(r)),
             pod: Some(pod_ref(r)),
             ofport,
-            mac: plan.mac.to_string(),
-            ips: plan.addresses.clone(),
         };
         let wait = inner.cfg.attach_timeout;
         let (configured, port, attached) = tokio::join!(

@@ -143,8 +143,6 @@ impl<T: Transact + Clone + Send + Sync + 'static> ControllerLink<T> {
             node_name: self.cfg.node_name.clone(),
             underlay_ip: self.cfg.underlay_ip.to_string(),
             datapath_id: dpid.get(),
-            bridge: self.cfg.bridge.name.clone(),
-            datapath_type: self.cfg.bridge.datapath_type.clone(),
             agent_version: self.cfg.agent_version.clone(),
         }
     }

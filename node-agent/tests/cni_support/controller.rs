@@ -160,7 +160,6 @@ impl NodeControl for Double {
                 ips: res.ips.clone(),
                 gateway: String::new(),
                 mtu: net.mtu,
-                segment: 7,
             }));
         }
         let others: Vec<&Reservation> = st
@@ -241,7 +240,6 @@ impl NodeControl for Double {
             ips,
             gateway,
             mtu: net.mtu,
-            segment: 7,
         }))
     }
 

@@ -80,25 +80,21 @@ async fn run(url: String, node: String, networks: String, count: u32, conc: usiz
                 name: format!("fake-{i}"),
                 uid: format!("fake-uid-{i}"),
             };
-            let prep = c
-                .prepare_attachment(pb::PrepareRequest {
-                    node_name: node.clone(),
-                    network: network.clone(),
-                    id: Some(id.clone()),
-                    pod: Some(pod.clone()),
-                    mac: String::new(),
-                    ips: Vec::new(),
-                })
-                .await?
-                .into_inner();
+            c.prepare_attachment(pb::PrepareRequest {
+                node_name: node.clone(),
+                network: network.clone(),
+                id: Some(id.clone()),
+                pod: Some(pod.clone()),
+                mac: String::new(),
+                ips: Vec::new(),
+            })
+            .await?;
             c.attach(pb::AttachRequest {
                 node_name: node,
                 network,
                 id: Some(id),
                 pod: Some(pod),
                 ofport: FIRST_OFPORT + i,
-                mac: prep.mac,
-                ips: prep.ips,
             })
             .await?;
             Ok::<_, tonic::Status>(())
