@@ -177,35 +177,6 @@ impl<'m> Index<'m> {
             .collect()
     }
 
-    /// The flows and groups one network contributes to `node`'s switch (empty when the node has
-    /// no member of it). A switch's state is the table-miss flows plus these, per network, so a
-    /// change to one network can be recomputed alone.
-    pub fn network_state(&self, node: &str, key: &NetworkKey) -> SwitchState {
-        let mut st = SwitchState::default();
-        let (Some(net), Some(me)) = (self.model.networks.get(key), self.node_ids.get(node)) else {
-            return st;
-        };
-        let members = self.by_network.get(key).map(Vec::as_slice).unwrap_or(&[]);
-        let mut local = false;
-        for m in members.iter().filter(|m| m.node == *me) {
-            local = true;
-            port_flows(&mut st, net, m.att);
-        }
-        if local {
-            // Only the peers holding members are looked up: a full tunnel table per call would
-            // cost more than the network's flows.
-            let ports = self.model.nodes.get(node).map(|n| &n.tunnel_ports);
-            let mut tunnels = vec![None; self.node_ids.len()];
-            for m in members.iter().filter(|m| m.node != *me) {
-                if let Some(t) = tunnels.get_mut(m.node) {
-                    *t = ports.and_then(|p| p.get(m.att.node.as_str())).copied();
-                }
-            }
-            network_flows(&mut st, net, *me, members, &tunnels);
-        }
-        st
-    }
-
     /// Networks with a member on `node`.
     pub fn networks_on(&self, node: &str) -> std::collections::BTreeSet<NetworkKey> {
         self.by_node
@@ -213,39 +184,6 @@ impl<'m> Index<'m> {
             .map(|v| v.iter().map(|a| a.network.clone()).collect())
             .unwrap_or_default()
     }
-
-    /// Nodes with at least one member of `key`.
-    pub fn nodes_of(&self, key: &NetworkKey) -> Vec<&'m str> {
-        let mut v: Vec<&str> = self
-            .by_network
-            .get(key)
-            .map(|m| m.iter().map(|m| m.att.node.as_str()).collect())
-            .unwrap_or_default();
-        v.sort_unstable();
-        v.dedup();
-        v
-    }
-}
-
-/// The per-switch changes one network's change causes: only nodes that had or have members of it
-/// are touched, and only that network's flows are computed.
-pub fn network_delta(
-    old: &Index<'_>,
-    new: &Index<'_>,
-    key: &NetworkKey,
-) -> BTreeMap<String, crate::diff::Delta> {
-    let mut nodes = old.nodes_of(key);
-    nodes.extend(new.nodes_of(key));
-    nodes.sort_unstable();
-    nodes.dedup();
-    nodes
-        .into_iter()
-        .map(|n| {
-            let d = crate::diff::diff(&old.network_state(n, key), &new.network_state(n, key));
-            (n.to_string(), d)
-        })
-        .filter(|(_, d)| !d.is_empty())
-        .collect()
 }
 
 /// Convenience: the desired state of one switch.

@@ -35,7 +35,7 @@ mod table_tests;
 #[cfg(test)]
 mod tests;
 
-pub use compute::{Index, desired_state, network_delta};
+pub use compute::{Index, desired_state};
 pub use flows::{Key, Value};
 pub use group::{FloodGroup, Group};
 pub use state::{FlowMap, SwitchState, WireState};
