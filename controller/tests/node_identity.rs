@@ -101,7 +101,6 @@ fn register(node: &str, underlay: &str) -> pb::RegisterRequest {
         underlay_ip: underlay.into(),
         datapath_id: DatapathId::for_node(node).0,
         agent_version: "test".into(),
-        ..Default::default()
     }
 }
 
@@ -184,7 +183,6 @@ async fn a_node_certificate_acts_for_its_node_only() {
             id: Some(id("victim")),
             pod: Some(pod("victim")),
             ofport: 40000,
-            ..Default::default()
         })
         .await;
     assert_eq!(
@@ -234,7 +232,6 @@ async fn a_node_certificate_acts_for_its_node_only() {
                 id: Some(id("victim")),
                 pod: Some(pod("victim")),
                 ofport: 40000,
-                ..Default::default()
             })
             .await,
         "attach on node2",

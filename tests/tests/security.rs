@@ -53,7 +53,6 @@ fn register(
                 underlay_ip: "10.255.0.99".into(),
                 datapath_id: weft_types::DatapathId::for_node(node).0,
                 agent_version: "attacker".into(),
-                ..Default::default()
             })
             .await
             .map(|_| ())
