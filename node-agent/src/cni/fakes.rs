@@ -264,7 +264,6 @@ impl NodeControl for FakeController {
             ips,
             gateway: "10.1.0.1".into(),
             mtu: 1450,
-            ..Default::default()
         })
     }
 

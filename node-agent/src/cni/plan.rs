@@ -186,7 +186,6 @@ mod tests {
             ips: ips.iter().map(|s| s.to_string()).collect(),
             gateway: gateway.into(),
             mtu: 1450,
-            ..Default::default()
         }
     }
 
